@@ -1,0 +1,21 @@
+"""cache_sessions: Django sessions stored through a django-redis cache alias."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+__version__ = "0.1.0"
+
+
+def get_client(alias: str = "default", *, write: bool = True) -> Redis:
+    """The raw redis-py client behind a django-redis cache alias.
+
+    The successor of django-redisession's ``helper.get_redis(name)``: the
+    CACHES alias plays the part of the old registry name.
+    """
+    from .client import redis_cache
+
+    return redis_cache(alias).client.get_client(write=write)

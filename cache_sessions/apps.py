@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CacheSessionsConfig(AppConfig):
+    name = "cache_sessions"
+    verbose_name = "Cache sessions"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,112 @@
+"""The session engine: ``SESSION_ENGINE = "cache_sessions.backend"``.
+
+Sessions live in the cache alias named by ``SESSION_CACHE_ALIAS`` (a
+django-redis cache), read when the store is used, so ``override_settings``
+works. Each contract method is one Redis round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase, UpdateError
+from django.utils.crypto import get_random_string
+
+from . import keys
+from .client import sessions_for
+from .storage import StringSessions
+
+logger = logging.getLogger("cache_sessions")
+
+# Collisions of 32 random [a-z0-9] characters do not happen; a long run of
+# them means something else is wrong (Django's cache engine stops at 10,000).
+MAX_CREATE_ATTEMPTS = 100
+
+
+class SessionStore(SessionBase):
+    @property
+    def _storage(self) -> StringSessions:
+        return sessions_for(settings.SESSION_CACHE_ALIAS)
+
+    def _validate_session_key(self, key: Any) -> bool:
+        if keys.is_valid_session_key(key):
+            return True
+        if key and self._storage.options.log_key_error:
+            logger.warning("Ignoring a malformed session key from the client (%d characters).", len(str(key)))
+        return False
+
+    def _get_new_session_key(self) -> str:
+        # No EXISTS round trip: create() stores with SET NX and retries on collision.
+        return get_random_string(32, VALID_KEY_CHARS)
+
+    async def _aget_new_session_key(self) -> str:
+        return self._get_new_session_key()
+
+    def load(self) -> dict[str, Any]:
+        session = self._storage.load(self.session_key) if self.session_key else None
+        if session is None:
+            self._session_key = None
+            return {}
+        return session
+
+    def exists(self, session_key: str) -> bool:
+        return keys.is_valid_session_key(session_key) and self._storage.exists(session_key)
+
+    def create(self) -> None:
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        session = self._get_session(no_load=must_create)
+        storage = self._storage
+        if must_create:
+            if not storage.create(self.session_key, session, self.get_expiry_age()):
+                raise CreateError
+        elif not storage.update(self.session_key, session, self.get_expiry_age()):
+            raise UpdateError
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        if keys.is_valid_session_key(session_key):
+            self._storage.delete(session_key)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        sessions_for(settings.SESSION_CACHE_ALIAS).clear_expired()
+
+    # Async twins. django-redis has no asyncio client, so each runs its sync
+    # twin in a worker thread (one hop per operation, still one round trip).
+
+    async def aload(self) -> dict[str, Any]:
+        return await sync_to_async(self.load)()
+
+    async def aexists(self, session_key: str) -> bool:
+        return await sync_to_async(self.exists)(session_key)
+
+    async def acreate(self) -> None:
+        await sync_to_async(self.create)()
+
+    async def asave(self, must_create: bool = False) -> None:
+        await sync_to_async(self.save)(must_create)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        await sync_to_async(self.delete)(session_key)
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        await sync_to_async(cls.clear_expired)()

@@ -1,0 +1,64 @@
+"""Session key -> Redis name. Pure functions, no I/O.
+
+A Django session key is at least 8 characters of ``[a-z0-9]`` (Django makes
+32). Anything else in a cookie is not a session we could have written, so it
+is refused before it gets near Redis: a cookie can never name a key outside
+the session namespace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+MAX_SESSION_KEY_LENGTH = 128
+_VALID_KEY = re.compile(rf"[a-z0-9]{{8,{MAX_SESSION_KEY_LENGTH}}}\Z")
+
+KeyGenerator = Callable[[str], "bytes | str"]
+
+
+def is_valid_session_key(session_key: object) -> bool:
+    return isinstance(session_key, str) and _VALID_KEY.match(session_key) is not None
+
+
+def text(session_key: str) -> bytes:
+    """The session key as it is: readable in ``redis-cli``. Default in string mode."""
+    return session_key.encode("ascii")
+
+
+def compact(session_key: str) -> bytes:
+    """A 32-character key as 21 bytes (base 36 read as an integer).
+
+    36**32 < 2**166, so the first byte is at most 0x2a and can never be the
+    first byte of the ASCII fallback used for keys of other lengths: the two
+    forms cannot collide.
+    """
+    if len(session_key) == 32:
+        return int(session_key, 36).to_bytes(21, "big")
+    return session_key.encode("ascii")
+
+
+def namespace(key_func: Callable[[str, str, Any], str], key_prefix: str, version: int) -> bytes:
+    """The prefix of every session name of an alias: ``<KEY_PREFIX>:s<VERSION>:``.
+
+    Django's key function puts the (integer) version where this puts
+    ``s<VERSION>``, so no cache key made through the alias can ever equal a
+    session key, while ``KEY_PREFIX`` and ``VERSION`` still apply.
+    """
+    return key_func("", key_prefix, f"s{version}").encode()
+
+
+def load_callable(value: Any, option: str) -> Callable[..., Any]:
+    """An option that is a callable, or a dotted path to one."""
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"OPTIONS[{option!r}]: cannot import {value!r}: {exc}") from exc
+    if not callable(value):
+        raise ImproperlyConfigured(f"OPTIONS[{option!r}] must be a callable or a dotted path to one, not {value!r}")
+    return value

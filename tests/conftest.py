@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+from redis import Redis
+
+from tests.configs import CONFIGS
+
+
+@pytest.fixture(params=sorted(CONFIGS))
+def alias_config(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Run the test once per configuration, as the ``sessions`` alias."""
+    config = CONFIGS[request.param]
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "sessions": config}):
+        yield config
+        caches["sessions"].client.get_client().flushdb()
+
+
+@pytest.fixture
+def redis(alias_config: dict[str, Any]) -> Redis:
+    """The raw client of the alias under test."""
+    return caches["sessions"].client.get_client()
+
+
+@pytest.fixture
+def SessionStore(alias_config: dict[str, Any]) -> type:  # noqa: N802
+    from cache_sessions.backend import SessionStore
+
+    return SessionStore
+
+
+@pytest.fixture(params=[False, True], ids=["naive", "aware"])
+def use_tz(request: pytest.FixtureRequest) -> Iterator[bool]:
+    with override_settings(USE_TZ=request.param):
+        yield request.param
