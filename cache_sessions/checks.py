@@ -31,7 +31,11 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     try:
         first, second = sessions.redis_key(sample), sessions.redis_key(sample)
     except Exception as exc:  # a user's KEY_GENERATOR can fail any way it likes
-        return [checks.Error(f"KEY_GENERATOR of CACHES[{alias!r}] fails on a session key: {exc!r}", id="cache_sessions.E002")]
+        return [
+            checks.Error(
+                f"KEY_GENERATOR of CACHES[{alias!r}] fails on a session key: {exc!r}", id="cache_sessions.E002"
+            )
+        ]
     if first != second:
         return [checks.Error(f"KEY_GENERATOR of CACHES[{alias!r}] is not deterministic.", id="cache_sessions.E002")]
     return []

@@ -78,7 +78,11 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:] if (self.dir / "redis.log").exists() else ""
+                log = (
+                    (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                    if (self.dir / "redis.log").exists()
+                    else ""
+                )
                 self.stop()
                 raise RuntimeError(f"{self.binary} did not start ({args}):\n{log}")
             time.sleep(0.02)

@@ -15,7 +15,9 @@ from tests.configs import CONFIGS
 def alias_config(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """Run the test once per configuration, as the ``sessions`` alias."""
     config = CONFIGS[request.param]
-    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "sessions": config}):
+    with override_settings(
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "sessions": config}
+    ):
         yield config
         caches["sessions"].client.get_client().flushdb()
 
@@ -27,7 +29,7 @@ def redis(alias_config: dict[str, Any]) -> Redis:
 
 
 @pytest.fixture
-def SessionStore(alias_config: dict[str, Any]) -> type:  # noqa: N802
+def SessionStore(alias_config: dict[str, Any]) -> type:
     from cache_sessions.backend import SessionStore
 
     return SessionStore

@@ -1,0 +1,201 @@
+"""Configuration: options, aliases, the raw client, key namespace, system checks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from redis import Redis
+
+import cache_sessions
+from cache_sessions.backend import SessionStore
+from cache_sessions.client import SessionClient
+from tests.configs import CONFIGS, _config
+
+pytestmark = pytest.mark.django_db(databases=[])
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
+def sessions_alias(**options: Any) -> override_settings:
+    return override_settings(CACHES={"default": LOCMEM, "sessions": _config(9, **options)})
+
+
+@pytest.fixture(autouse=True)
+def _flush_db9():
+    yield
+    Redis.from_url(_config(9)["LOCATION"]).flushdb()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"COMPRES_LIB": "zlib"}, "Unknown cache OPTIONS key 'COMPRES_LIB'. Did you mean 'COMPRESS_LIB'?"),
+        ({"FOO": 1}, "Unknown cache OPTIONS key 'FOO'"),
+        ({"USE_HASH": True}, "hash mode is not available"),
+        ({"COMPRESS_LIB": "nonexistent_lib"}, "OPTIONS['COMPRESS_LIB'] = 'nonexistent_lib'"),
+        ({"COMPRESS_LIB": "json"}, "no compress()/decompress()"),
+        ({"COMPRESS_MIN_LENGTH": "400"}, "COMPRESS_MIN_LENGTH'] must be an int"),
+        ({"COMPRESS_MIN_LENGTH": -1}, "COMPRESS_MIN_LENGTH'] must be an int"),
+        ({"KEY_GENERATOR": "no.such.function"}, "OPTIONS['KEY_GENERATOR']: cannot import"),
+        ({"KEY_GENERATOR": 42}, "must be a callable"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(options, message):
+    with sessions_alias(**options), pytest.raises(ImproperlyConfigured) as info:
+        SessionStore().save()
+    assert message in str(info.value)
+
+
+def test_django_redis_options_are_accepted():
+    with sessions_alias(SOCKET_TIMEOUT=5, SOCKET_CONNECT_TIMEOUT=5, IGNORE_EXCEPTIONS=False, CONNECTION_POOL_KWARGS={}):
+        session = SessionStore()
+        session.save()
+        assert session.exists(session.session_key)
+
+
+def test_missing_alias():
+    with override_settings(CACHES={"default": LOCMEM}), pytest.raises(ImproperlyConfigured) as info:
+        SessionStore().save()
+    assert "no cache alias 'sessions' in CACHES" in str(info.value)
+    assert "cache_sessions.cache.RedisCache" in str(info.value)
+
+
+def test_alias_that_is_not_django_redis():
+    with override_settings(CACHES={"default": LOCMEM, "sessions": LOCMEM}), pytest.raises(ImproperlyConfigured) as info:
+        SessionStore().save()
+    assert "LocMemCache" in str(info.value)
+    assert "set its BACKEND to 'cache_sessions.cache.RedisCache'" in str(info.value)
+
+
+def test_alias_is_read_when_used():
+    session = SessionStore()
+    with sessions_alias():
+        session.save()
+        assert caches["sessions"].client.sessions.exists(session.session_key)
+
+
+def test_backend_defaults_to_our_client_and_keeps_an_explicit_one():
+    with sessions_alias():
+        assert type(caches["sessions"].client) is SessionClient
+    with sessions_alias(CLIENT_CLASS="django_redis.client.DefaultClient"):
+        assert type(caches["sessions"].client).__name__ == "DefaultClient"
+
+
+def test_raw_client_is_shared_with_sessions():
+    with sessions_alias():
+        raw = cache_sessions.get_client("sessions")
+        assert isinstance(raw, Redis)
+        assert raw is caches["sessions"].get_client(write=True)
+        assert raw.connection_pool is caches["sessions"].client.sessions.redis().connection_pool
+        assert raw.ping()
+
+
+def test_get_client_of_a_bad_alias():
+    with pytest.raises(ImproperlyConfigured):
+        cache_sessions.get_client("nope")
+
+
+def test_ordinary_cache_behaviour_is_untouched():
+    with sessions_alias():
+        cache = caches["sessions"]
+        cache.set("a", {"x": 1}, 30)
+        assert cache.get("a") == {"x": 1}
+        cache.set("n", 1)
+        assert cache.incr("n") == 2
+        assert 25 <= cache.ttl("a") <= 30
+        cache.delete_pattern("*")
+        assert cache.get("a") is None
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_keys_live_in_a_namespace_of_their_own(name):
+    config = CONFIGS[name]
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        session = SessionStore()
+        session["x"] = 1
+        session.save()
+        key = session.session_key
+        storage = caches["sessions"].client
+        prefix = f"{config['KEY_PREFIX']}:s{config['VERSION']}:".encode()
+        assert SessionStore()._storage.redis_key(key) == prefix + key.encode()
+        cache = caches["sessions"]
+        # Whatever app code caches on the same alias, it never lands on a session...
+        for cache_key in (key, f"s{config['VERSION']}:{key}", f"{config['KEY_PREFIX']}:s1:{key}", ""):
+            cache.set(cache_key, "cache value")
+        assert SessionStore(key)["x"] == 1
+        # ...and a cookie naming a cache key never reads it.
+        cache.set("abcdefgh1234", "secret")
+        assert SessionStore("abcdefgh1234").load() == {}
+        storage.get_client().flushdb()
+
+
+def test_version_bump_retires_sessions():
+    with sessions_alias():
+        session = SessionStore()
+        session.save()
+    with override_settings(CACHES={"default": LOCMEM, "sessions": {**_config(9), "VERSION": 2}}):
+        assert not SessionStore().exists(session.session_key)
+
+
+def compact_generator(session_key: str) -> bytes:
+    return b"k" + session_key[:16].encode()
+
+
+@pytest.mark.parametrize("generator", [compact_generator, "tests.test_config.compact_generator"])
+def test_custom_key_generator(generator):
+    with sessions_alias(KEY_GENERATOR=generator):
+        session = SessionStore()
+        session["x"] = 1
+        session.save()
+        raw = cache_sessions.get_client("sessions")
+        assert raw.keys() == [b":s1:k" + session.session_key[:16].encode()]
+        assert SessionStore(session.session_key)["x"] == 1
+
+
+def test_log_key_error(caplog):
+    with sessions_alias(LOG_KEY_ERROR=True), caplog.at_level(logging.WARNING, "cache_sessions"):
+        SessionStore("not a valid key!")
+    assert "malformed session key" in caplog.text
+    caplog.clear()
+    with sessions_alias(), caplog.at_level(logging.WARNING, "cache_sessions"):
+        SessionStore("not a valid key!")
+    assert caplog.text == ""
+
+
+def check_ids() -> list[str]:
+    return [message.id for message in run_checks(tags=["caches"]) if message.id.startswith("cache_sessions")]
+
+
+def test_checks_pass_on_a_good_alias():
+    with sessions_alias():
+        assert check_ids() == []
+
+
+@pytest.mark.parametrize(
+    "caches_setting",
+    [{"default": LOCMEM}, {"default": LOCMEM, "sessions": LOCMEM}, {"default": LOCMEM, "sessions": _config(9, FOO=1)}],
+    ids=["missing", "locmem", "bad-option"],
+)
+def test_checks_report_a_bad_alias(caches_setting):
+    with override_settings(CACHES=caches_setting):
+        assert check_ids() == ["cache_sessions.E001"]
+
+
+def broken_generator(session_key: str) -> bytes:
+    raise ValueError("boom")
+
+
+def test_checks_report_a_broken_key_generator():
+    with sessions_alias(KEY_GENERATOR=broken_generator):
+        assert check_ids() == ["cache_sessions.E002"]
+
+
+def test_checks_ignore_other_engines():
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.db", CACHES={"default": LOCMEM}):
+        assert check_ids() == []
