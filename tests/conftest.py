@@ -39,3 +39,13 @@ def SessionStore(alias_config: dict[str, Any]) -> type:
 def use_tz(request: pytest.FixtureRequest) -> Iterator[bool]:
     with override_settings(USE_TZ=request.param):
         yield request.param
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import django
+
+    from tests.servers import standalone
+
+    server = standalone()
+    version = ".".join(map(str, server.version()))
+    return [f"redis-server: {server.binary} ({version}); Django {django.get_version()}"]

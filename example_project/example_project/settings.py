@@ -1,0 +1,128 @@
+"""Settings of the cache_sessions example site (a demo: not for production).
+
+Redis: set ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6390``) to use a server of
+your own; DB 0 holds the ordinary cache, DB 1 the sessions. Without it, an
+embedded ``redis-server`` is started on a unix socket in a temp dir (see
+``embedded_redis_url`` below for its lifecycle).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "cache-sessions-example-not-a-secret"  # a demo site: never deploy this
+DEBUG = True
+ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "cache_sessions",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DEMO_DB_PATH") or BASE_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+
+
+# --- Redis -----------------------------------------------------------------
+
+# Private hand-over variable between the autoreloader's two processes.
+EMBEDDED_ENV = "CACHE_SESSIONS_EXAMPLE_EMBEDDED_REDIS"
+
+
+def embedded_redis_url() -> str:
+    """The ``unix://`` URL of the embedded redis-server, started at most once.
+
+    ``manage.py runserver`` runs as two processes: the autoreloader (parent),
+    which imports these settings first and then respawns a child that serves
+    requests, again after every code change. The server is started in the
+    *first* process that imports the settings and its URL is exported in
+    ``os.environ[EMBEDDED_ENV]``; the autoreloader copies ``os.environ`` into
+    each child it spawns, so children reuse the parent's server instead of
+    starting their own. One server per ``manage.py`` invocation, and sessions
+    survive code reloads.
+
+    The owner stops it when it exits: ``RedisServer.start()`` registers
+    ``stop`` with ``atexit``, which runs on a normal exit and after Ctrl-C
+    (``KeyboardInterrupt``); SIGTERM is turned into ``SystemExit`` below so
+    that ``kill``/``timeout`` also run it (in the autoreloader parent this
+    also kills the serving child). Only SIGKILL can leave it behind; it
+    lives in a fresh temp dir, so a stray one never gets in the way.
+    """
+    inherited = os.environ.get(EMBEDDED_ENV, "")
+    if inherited.startswith("unix://") and Path(inherited.removeprefix("unix://")).exists():
+        return inherited
+
+    from cache_sessions.embedded import RedisServer
+
+    server = RedisServer(unix_socket=True).start()
+    os.environ[EMBEDDED_ENV] = server.url
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    return server.url
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "").rstrip("/")
+if REDIS_URL:
+    CACHE_LOCATION, SESSION_LOCATION = f"{REDIS_URL}/0", f"{REDIS_URL}/1"
+else:
+    _embedded = embedded_redis_url()
+    CACHE_LOCATION, SESSION_LOCATION = f"{_embedded}?db=0", f"{_embedded}?db=1"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": CACHE_LOCATION,
+    },
+    "sessions": {
+        "BACKEND": "cache_sessions.cache.RedisCache",
+        "LOCATION": SESSION_LOCATION,
+        "OPTIONS": {"USE_HASH": False, "COMPRESS_LIB": "snappy", "COMPRESS_MIN_LENGTH": 400},
+    },
+}
+
+SESSION_ENGINE = "cache_sessions.backend"
+SESSION_CACHE_ALIAS = "sessions"

@@ -1,0 +1,192 @@
+"""End to end: the example site, run by ``manage.py runserver``, driven over real HTTP.
+
+The site runs in subprocesses with its own settings (``example_project.settings``)
+against a redis-server of this module's own; nothing here uses the Django
+setup of the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+import redis
+
+from cache_sessions.embedded import RedisServer, free_port
+
+pytestmark = [pytest.mark.e2e]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "example_project"
+STARTUP_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 10.0
+
+
+@dataclass
+class Site:
+    base_url: str
+    redis_url: str
+
+
+def _site_env(redis_url: str, db_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CACHE_SESSIONS_EXAMPLE_EMBEDDED_REDIS", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",  # pytest-django exported tests.settings
+        REDIS_URL=redis_url,
+        DEMO_DB_PATH=str(db_path),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    server = RedisServer().start()
+    try:
+        env = _site_env(server.url, tmp_path / "db.sqlite3")
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
+
+        port = free_port()
+        log_path = tmp_path / "runserver.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            _wait_until_up(base_url, process, log_path)
+            yield Site(base_url=base_url, redis_url=server.url)
+        finally:
+            _stop(process)
+    finally:
+        server.stop()
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"runserver exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(base_url + "/", timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"runserver did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+class Browser:
+    """urllib with a real cookie jar; follows redirects like a browser (POST -> 302 -> GET)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def cookie(self, name: str) -> str | None:
+        return next((cookie.value for cookie in self.jar if cookie.name == name), None)
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base_url + path, timeout=REQUEST_TIMEOUT) as response:
+            assert response.status == 200, (path, response.status)
+            return response.read().decode()
+
+    def post(self, path: str, form_page: str, data: dict[str, str]) -> str:
+        fields = {"csrfmiddlewaretoken": csrf_token(form_page), **data}
+        body = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(self.base_url + path, data=body, method="POST")
+        with self.opener.open(request, timeout=REQUEST_TIMEOUT) as response:
+            assert response.status == 200, (path, response.status)
+            return response.read().decode()
+
+
+def csrf_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+def element_text(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}">(.*?)<', page, re.DOTALL)
+    assert match, f"no #{element_id} on the page"
+    return html.unescape(match.group(1))
+
+
+def test_login_cart_session_logout(site: Site) -> None:
+    sessions_db = redis.Redis.from_url(site.redis_url + "/1")
+    cache_db = redis.Redis.from_url(site.redis_url + "/0")
+    browser = Browser(site.base_url)
+
+    home = browser.get("/")
+    assert "Log in" in home
+    assert browser.cookie("sessionid") is None
+
+    home = browser.post("/", home, {"username": "demo", "password": "demo"})
+    assert "Hello demo" in home
+    session_key = browser.cookie("sessionid")
+    assert session_key
+    (redis_key,) = sessions_db.keys(f"*{session_key}*")
+    assert cache_db.keys(f"*{session_key}*") == []  # sessions go to DB 1, not to the default cache
+
+    browser.get("/cart/")
+    cart = browser.get("/cart/")
+    assert element_text(cart, "visits") == "2"
+    assert "Your cart is empty." in cart
+
+    cart = browser.post("/cart/", cart, {"action": "add", "sku": "MUG-02", "qty": "3"})
+    assert "<td>MUG-02</td><td>Coffee mug</td><td>3</td>" in cart
+    assert element_text(cart, "visits") == "3"  # the redirect after the POST is a visit too
+    assert browser.cookie("sessionid") == session_key
+
+    page = browser.get("/session/")
+    assert element_text(page, "redis-key") == redis_key.decode()
+    ttl = int(element_text(page, "ttl"))
+    assert 0 < ttl <= 14 * 24 * 3600
+    assert int(element_text(page, "size")) == sessions_db.strlen(redis_key) > 0
+    stored = element_text(page, "stored")
+    assert "'cart': [{'name': 'Coffee mug', 'qty': 3, 'sku': 'MUG-02'}]" in stored
+    assert "'visits': 3" in stored
+    assert "'_auth_user_id'" in stored
+
+    home = browser.post("/logout/", page, {})
+    assert "Log in" in home
+    assert browser.cookie("sessionid") is None
+    assert sessions_db.exists(redis_key) == 0
+    assert sessions_db.keys(f"*{session_key}*") == []
