@@ -2,21 +2,31 @@
 
 Every value starts with one header byte::
 
-    bit 7..4   format version (currently 1)
+    bit 7..4   format: 1 = a msgpack map; 2 = a msgpack map compacted with
+               the static tables below
     bit 3      an absolute expiry follows (4 bytes, big-endian Unix seconds)
-    bit 2..0   compression codec of the payload (see CODECS)
+    bit 2..0   compression codec of the payload (see CODECS); 6 = the value
+               lives under an overflow key (hash mode), nothing follows
 
-then the optional expiry, then the payload: a msgpack map, compressed or not.
-Because the header names the codec, changing ``COMPRESS_LIB`` or
+then the optional expiry, then the payload, compressed or not. Because the
+header names the format and the codec, changing ``COMPRESS_LIB`` or
 ``COMPRESS_MIN_LENGTH`` never makes stored sessions unreadable, and bytes
 that do not follow the format are rejected with ``CorruptSession`` instead of
 being guessed at.
+
+Format 2 spends one byte where Django spends a long string: top-level keys
+found in ``KEY_TABLE`` are stored as their index (a msgpack int), values
+found in ``VALUE_TABLE`` as ext type 1 (one index byte), and lowercase hex
+strings (``_auth_user_hash``, tokens) as ext type 2 (the raw bytes, half the
+size), in the spirit of HPACK's static table. A logged-in session shrinks
+from ~206 to ~79 bytes before compression. Tables are append-only.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib
+import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,10 +34,42 @@ from typing import Any, Protocol
 
 import msgpack
 
-FORMAT_VERSION = 1
+PLAIN, COMPACT = 1, 2  # format versions; both are read forever
 HAS_EXPIRY = 0x08
 CODEC_MASK = 0x07
+OVERFLOW = 6  # in the codec bits: the value is stored under an overflow key
 _EXPIRY = struct.Struct(">I")
+
+# Append only: the index of an entry is what is stored.
+KEY_TABLE: tuple[str, ...] = (
+    "_auth_user_id",
+    "_auth_user_backend",
+    "_auth_user_hash",
+    "_session_expiry",
+    "_csrftoken",
+    "_messages",
+    "django_language",
+    "testcookie",
+    "_password_reset_token",
+    "_language",
+    "otp_device_id",
+    "account_verified_email",
+)
+VALUE_TABLE: tuple[str, ...] = (
+    "django.contrib.auth.backends.ModelBackend",
+    "django.contrib.auth.backends.AllowAllUsersModelBackend",
+    "django.contrib.auth.backends.RemoteUserBackend",
+    "django.contrib.auth.backends.AllowAllUsersRemoteUserBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+    "axes.backends.AxesStandaloneBackend",
+    "axes.backends.AxesBackend",
+    "guardian.backends.ObjectPermissionBackend",
+    "worked",  # Django's test cookie value
+)
+_KEY_INDEX = {key: index for index, key in enumerate(KEY_TABLE)}
+_VALUE_INDEX = {value: index for index, value in enumerate(VALUE_TABLE)}
+_TABLE_VALUE, _HEX_VALUE = 1, 2  # msgpack ext type codes of format 2
+_HEX = re.compile(r"(?:[0-9a-f]{2}){8,}\Z")
 
 
 class CorruptSession(ValueError):
@@ -92,6 +134,37 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} values")
 
 
+def _compact(session: Mapping[Any, Any]) -> dict[Any, Any] | None:
+    """The format-2 form of a session, or None when it has a non-str key."""
+    out: dict[Any, Any] = {}
+    for key, value in session.items():
+        if type(key) is not str:
+            return None
+        if type(value) is str:
+            index = _VALUE_INDEX.get(value)
+            if index is not None:
+                value = msgpack.ExtType(_TABLE_VALUE, bytes((index,)))
+            elif _HEX.match(value):
+                value = msgpack.ExtType(_HEX_VALUE, bytes.fromhex(value))
+        out[_KEY_INDEX.get(key, key)] = value
+    return out
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _TABLE_VALUE and len(data) == 1 and data[0] < len(VALUE_TABLE):
+        return VALUE_TABLE[data[0]]
+    if code == _HEX_VALUE:
+        return data.hex()
+    raise CorruptSession(f"unknown msgpack ext type {code}")
+
+
+def _expand(compact: dict[Any, Any]) -> dict[str, Any]:
+    try:
+        return {KEY_TABLE[key] if type(key) is int else key: value for key, value in compact.items()}
+    except IndexError:
+        raise CorruptSession("key index outside the static table") from None
+
+
 class Codec:
     """Turns a session dict into header + msgpack (+ compression), and back."""
 
@@ -104,8 +177,9 @@ class Codec:
             self._decompressors[self.codec_id] = self.compressor.decompress
 
     def encode(self, session: Mapping[str, Any], expires_at: int | None = None) -> bytes:
+        compact = _compact(session)
         try:
-            payload = self._packer.pack(session)
+            payload = self._packer.pack(session if compact is None else compact)
         except (TypeError, ValueError, OverflowError) as exc:
             self._packer.reset()
             raise UnencodableSession(_explain(session, exc)) from exc
@@ -114,7 +188,7 @@ class Codec:
             compressed = self.compressor.compress(payload)
             if len(compressed) < len(payload):
                 payload, codec_id = compressed, self.codec_id
-        header = FORMAT_VERSION << 4 | codec_id
+        header = (PLAIN if compact is None else COMPACT) << 4 | codec_id
         if expires_at is None:
             return bytes((header,)) + payload
         return bytes((header | HAS_EXPIRY,)) + _EXPIRY.pack(expires_at) + payload
@@ -124,30 +198,24 @@ class Codec:
 
         Raises ``CorruptSession`` for anything that is not a value we wrote.
         """
-        if not data:
-            raise CorruptSession("empty value")
-        header = data[0]
-        if header >> 4 != FORMAT_VERSION:
-            raise CorruptSession(f"unknown format version {header >> 4}")
-        start, expires_at = 1, None
-        if header & HAS_EXPIRY:
-            if len(data) < 5:
-                raise CorruptSession("truncated expiry")
-            (expires_at,) = _EXPIRY.unpack_from(data, 1)
-            start = 5
+        version, codec_id, expires_at, start = read_header(data)
+        if codec_id == OVERFLOW:
+            raise CorruptSession("an overflow pointer, not a session")
         payload = memoryview(data)[start:]
-        codec_id = header & CODEC_MASK
         try:
             if codec_id:
                 payload = self._decompressor(codec_id)(bytes(payload))
-            session = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
+            if version == COMPACT:
+                session = msgpack.unpackb(payload, ext_hook=_ext_hook, timestamp=3, strict_map_key=False)
+            else:
+                session = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
         except CorruptSession:
             raise
         except Exception as exc:  # every decompressor and msgpack has its own errors
             raise CorruptSession(f"undecodable payload ({type(exc).__name__}: {exc})") from exc
         if not isinstance(session, dict):
             raise CorruptSession(f"payload is a {type(session).__name__}, not a map")
-        return session, expires_at
+        return (_expand(session) if version == COMPACT else session), expires_at
 
     def _decompressor(self, codec_id: int) -> Callable[[bytes], bytes]:
         try:
@@ -164,6 +232,26 @@ class Codec:
         assert compressor is not None
         self._decompressors[codec_id] = compressor.decompress
         return compressor.decompress
+
+
+def read_header(data: bytes) -> tuple[int, int, int | None, int]:
+    """``(format version, codec id, expiry or None, payload offset)`` of a stored value."""
+    if not data:
+        raise CorruptSession("empty value")
+    header = data[0]
+    version = header >> 4
+    if version not in (PLAIN, COMPACT):
+        raise CorruptSession(f"unknown format version {version}")
+    if not header & HAS_EXPIRY:
+        return version, header & CODEC_MASK, None, 1
+    if len(data) < 5:
+        raise CorruptSession("truncated expiry")
+    return version, header & CODEC_MASK, _EXPIRY.unpack_from(data, 1)[0], 5
+
+
+def overflow_pointer(expires_at: int) -> bytes:
+    """What a bucket holds for a session stored under its overflow key."""
+    return bytes((COMPACT << 4 | HAS_EXPIRY | OVERFLOW,)) + _EXPIRY.pack(expires_at)
 
 
 def _explain(session: Mapping[str, Any], exc: Exception) -> str:

@@ -25,17 +25,55 @@ AVAILABLE = _available()
 BIG = {"cart": [{"sku": f"sku-{i}", "qty": i} for i in range(60)]}
 
 
-def test_golden_bytes_uncompressed():
+LOGGED_IN = {
+    "_auth_user_id": "1",
+    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+    "_auth_user_hash": "8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918",
+    "_csrftoken": "Q2xDm6vbv8hl0pQyWRMoWBPg7pPW3sE3",
+}
+
+
+def test_golden_bytes_compact_format():
     codec = Codec("snappy", 400)
-    assert codec.encode({"a": 1}) == bytes.fromhex("1081a16101")
-    assert codec.encode({"a": 1}, expires_at=1_700_000_000) == bytes.fromhex("186553f10081a16101")
+    assert codec.encode({"a": 1}) == bytes.fromhex("20" "81a16101")
+    assert codec.encode({"a": 1}, expires_at=1_700_000_000) == bytes.fromhex("28" "6553f100" "81a16101")
+    assert codec.encode({"_auth_user_backend": "worked"}) == bytes.fromhex("20" "81" "01" "d40108")
+    assert codec.encode({"h": "00ff" * 8}) == bytes.fromhex("20" "81a168" "d802" + "00ff" * 8)
+
+
+def test_format_1_written_by_earlier_versions_stays_readable():
+    codec = Codec("snappy", 400)
     assert codec.decode(bytes.fromhex("1081a16101")) == ({"a": 1}, None)
     assert codec.decode(bytes.fromhex("186553f10081a16101")) == ({"a": 1}, 1_700_000_000)
 
 
+def test_a_logged_in_session_is_small():
+    data = Codec("snappy", 400).encode(LOGGED_IN, expires_at=1_700_000_000)
+    assert len(data) <= 85
+    assert Codec().decode(data) == (LOGGED_IN, 1_700_000_000)
+
+
+def test_non_str_keys_fall_back_to_format_1():
+    data = Codec().encode({1: "one", "a": "00" * 8})
+    assert data[0] >> 4 == 1
+    assert Codec().decode(data)[0] == {1: "one", "a": "00" * 8}
+
+
+@pytest.mark.parametrize("text", ["00" * 7, "ABCDEF" * 4, "abc" * 7, "0" * 17, "g0" * 8])
+def test_strings_that_are_not_even_lowercase_hex_stay_strings(text):
+    codec = Codec()
+    assert codec.decode(codec.encode({"v": text}))[0] == {"v": text}
+
+
+def test_nested_values_are_not_compacted():
+    session = {"cart": [{"backend": "worked", "hash": "ab" * 16}]}
+    codec = Codec()
+    assert codec.decode(codec.encode(session))[0] == session
+
+
 def test_golden_bytes_zlib():
     payload = bytes.fromhex("81a16101")
-    stored = bytes((0x12,)) + zlib.compress(payload)
+    stored = bytes((0x22,)) + zlib.compress(payload)
     assert Codec("").decode(stored) == ({"a": 1}, None)
 
 
@@ -43,7 +81,7 @@ def test_golden_bytes_zlib():
 def test_round_trip_and_header_names_the_codec(name):
     codec = Codec(name, 0)
     data = codec.encode(BIG)
-    assert data[0] >> 4 == 1
+    assert data[0] >> 4 == 2
     assert data[0] & 0x07 == (CODECS[name].id if name else 0)
     assert codec.decode(data) == (BIG, None)
 
@@ -94,14 +132,17 @@ class BestZlib:
     [
         b"",
         b"\x00",
-        b"\x20\x81\xa1a\x01",  # format version 2 does not exist yet
+        b"\x30\x81\xa1a\x01",  # format version 3 does not exist yet
         b"\xff" * 10,
         b"\x10\x81\xa1",  # truncated msgpack
         b"\x11not snappy at all",
         b"\x12\x78\x9c\x00",  # truncated zlib
         b"\x18\x00",  # truncated expiry
         b"\x10\x93\x01\x02\x03",  # a list, not a map
-        b"\x16whatever",  # codec 6 is unassigned
+        b"\x16whatever",  # an overflow pointer is not a session
+        b"\x20\x81\x7f\xa1a",  # key index outside the static table
+        b"\x20\x81\xa1a\xd4\x01\x7f",  # value index outside the static table
+        b"\x20\x81\xa1a\xd4\x09\x00",  # unknown ext type
         b"\x80\x04\x95\x00\x00",  # a pickle never gets unpickled
     ],
 )
