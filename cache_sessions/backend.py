@@ -17,7 +17,7 @@ from django.utils.crypto import get_random_string
 
 from . import keys
 from .client import sessions_for
-from .storage import StringSessions
+from .storage import Sessions
 
 logger = logging.getLogger("cache_sessions")
 
@@ -28,7 +28,7 @@ MAX_CREATE_ATTEMPTS = 100
 
 class SessionStore(SessionBase):
     @property
-    def _storage(self) -> StringSessions:
+    def _storage(self) -> Sessions:
         return sessions_for(settings.SESSION_CACHE_ALIAS)
 
     def _validate_session_key(self, key: Any) -> bool:

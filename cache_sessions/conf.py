@@ -7,7 +7,7 @@ django-redisession used. ``SessionOptions.from_options`` runs once per client.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,12 @@ from . import keys
 from .codec import Codec
 
 DEFAULTS: dict[str, Any] = {
-    "USE_HASH": False,
-    "KEY_GENERATOR": None,  # None: keys.text
+    "USE_HASH": True,
+    "BUCKETS": 16384,
+    "KEY_GENERATOR": None,  # None: the session key (string mode), a 16-byte digest (hash mode)
+    "HASH_KEY_GENERATOR": None,  # None: h{crc32(key) % BUCKETS}
+    "HASH_KEYS_CHECK_FOR_EXPIRY": None,  # None: a random sample of buckets
+    "HASH_MAX_INLINE": None,  # None: the server's hash-max-listpack-value
     "COMPRESS_LIB": "snappy",
     "COMPRESS_MIN_LENGTH": 400,
     "LOG_KEY_ERROR": False,
@@ -55,7 +59,11 @@ DJANGO_REDIS_OPTIONS = frozenset(
 @dataclass(frozen=True)
 class SessionOptions:
     use_hash: bool
-    key_generator: keys.KeyGenerator
+    buckets: int
+    key_generator: keys.KeyGenerator | None
+    hash_key_generator: keys.KeyGenerator | None
+    hash_keys_check_for_expiry: Callable[..., Iterable[bytes | str]] | None
+    hash_max_inline: int | None
     codec: Codec
     log_key_error: bool
 
@@ -68,23 +76,33 @@ class SessionOptions:
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ImproperlyConfigured(f"Unknown cache OPTIONS key {name!r}.{hint}")
         values = {**DEFAULTS, **options}
-        if values["USE_HASH"]:
-            raise ImproperlyConfigured(
-                "OPTIONS['USE_HASH'] = True: hash mode is not available in this version of "
-                "cache_sessions yet. Set USE_HASH to False (one Redis key per session)."
-            )
-        min_length = values["COMPRESS_MIN_LENGTH"]
-        if not isinstance(min_length, int) or isinstance(min_length, bool) or min_length < 0:
-            raise ImproperlyConfigured(f"OPTIONS['COMPRESS_MIN_LENGTH'] must be an int >= 0, not {min_length!r}")
+        min_length = _int(values, "COMPRESS_MIN_LENGTH", 0)
+        buckets = _int(values, "BUCKETS", 1)
+        inline = None if values["HASH_MAX_INLINE"] is None else _int(values, "HASH_MAX_INLINE", 5)
         compress_lib = values["COMPRESS_LIB"] or ""
         try:
             codec = Codec(compress_lib, min_length)
         except (ImportError, TypeError) as exc:
             raise ImproperlyConfigured(f"OPTIONS['COMPRESS_LIB'] = {compress_lib!r}: {exc}") from exc
-        generator = values["KEY_GENERATOR"]
         return cls(
             use_hash=bool(values["USE_HASH"]),
-            key_generator=keys.text if generator is None else keys.load_callable(generator, "KEY_GENERATOR"),
+            buckets=buckets,
+            key_generator=_callable(values, "KEY_GENERATOR"),
+            hash_key_generator=_callable(values, "HASH_KEY_GENERATOR"),
+            hash_keys_check_for_expiry=_callable(values, "HASH_KEYS_CHECK_FOR_EXPIRY"),
+            hash_max_inline=inline,
             codec=codec,
             log_key_error=bool(values["LOG_KEY_ERROR"]),
         )
+
+
+def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
+    value = values[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def _callable(values: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
+    value = values[name]
+    return None if value is None else keys.load_callable(value, name)

@@ -30,26 +30,15 @@ def text(session_key: str) -> bytes:
     return session_key.encode("ascii")
 
 
-def compact(session_key: str) -> bytes:
-    """A 32-character key as 21 bytes (base 36 read as an integer).
-
-    36**32 < 2**166, so the first byte is at most 0x2a and can never be the
-    first byte of the ASCII fallback used for keys of other lengths: the two
-    forms cannot collide.
-    """
-    if len(session_key) == 32:
-        return int(session_key, 36).to_bytes(21, "big")
-    return session_key.encode("ascii")
-
-
-def namespace(key_func: Callable[[str, str, Any], str], key_prefix: str, version: int) -> bytes:
+def namespace(key_func: Callable[[str, str, Any], str], key_prefix: str, version: int, marker: str = "s") -> bytes:
     """The prefix of every session name of an alias: ``<KEY_PREFIX>:s<VERSION>:``.
 
     Django's key function puts the (integer) version where this puts
     ``s<VERSION>``, so no cache key made through the alias can ever equal a
-    session key, while ``KEY_PREFIX`` and ``VERSION`` still apply.
+    session key, while ``KEY_PREFIX`` and ``VERSION`` still apply. App records
+    kept in buckets (``SessionClient.bucket_*``) use the marker ``r``.
     """
-    return key_func("", key_prefix, f"s{version}").encode()
+    return key_func("", key_prefix, f"{marker}{version}").encode()
 
 
 def load_callable(value: Any, option: str) -> Callable[..., Any]:

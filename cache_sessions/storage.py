@@ -52,27 +52,53 @@ def reported(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class StringSessions:
-    """One Redis string per session, named ``<KEY_PREFIX>:s<VERSION>:<KEY_GENERATOR(key)>``."""
+class Sessions:
+    """What both storage modes share: the client, the codec, the namespace."""
 
-    def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions) -> None:
+    def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
         self.client = client
         self.options = options
         self.codec = options.codec
-        self.prefix = keys.namespace(backend.key_func, backend.key_prefix, backend.version)
-        self._generate = options.key_generator
-
-    def redis_key(self, session_key: str) -> bytes:
-        name = self._generate(session_key)
-        if isinstance(name, str):
-            name = name.encode()
-        if not isinstance(name, bytes) or not name:
-            raise TypeError(f"KEY_GENERATOR returned {name!r}: it must return non-empty bytes or str")
-        return self.prefix + name
+        self.prefix = keys.namespace(backend.key_func, backend.key_prefix, backend.version, namespace)
 
     def redis(self) -> Redis:
         # Always the primary: a replica that lags behind would log users out.
         return self.client.get_client(write=True)
+
+    def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
+        """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
+        name = generator(session_key)
+        if isinstance(name, str):
+            name = name.encode()
+        if not isinstance(name, bytes) or not name:
+            raise TypeError(f"{generator!r} returned {name!r}: it must return non-empty bytes or str")
+        return name
+
+    # The contract of a storage mode (each method: one round trip).
+    def load(self, session_key: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def exists(self, session_key: str) -> bool:
+        raise NotImplementedError
+
+    def create(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
+        raise NotImplementedError
+
+    def update(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
+        raise NotImplementedError
+
+    def delete(self, session_key: str) -> None:
+        raise NotImplementedError
+
+    def clear_expired(self) -> None:
+        raise NotImplementedError
+
+    def describe(self, session_key: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def locate(self, session_key: str) -> tuple[bytes, ...]:
+        """The Redis names a session key maps to."""
+        raise NotImplementedError
 
     def decode(self, data: bytes | None) -> dict[str, Any] | None:
         if data is None:
@@ -82,6 +108,22 @@ class StringSessions:
         except CorruptSession as exc:
             suspicious.warning("Unreadable session data in Redis (%s); starting an empty session.", exc)
             return None
+
+
+class StringSessions(Sessions):
+    """One Redis string per session, named ``<KEY_PREFIX>:s<VERSION>:<KEY_GENERATOR(key)>``."""
+
+    def redis_key(self, session_key: str) -> bytes:
+        return self.prefix + self.name(self.options.key_generator or keys.text, session_key)
+
+    def locate(self, session_key: str) -> tuple[bytes, ...]:
+        return (self.redis_key(session_key),)
+
+    def describe(self, session_key: str) -> dict[str, Any]:
+        """Where and how a session is stored (for humans: debug pages, shells)."""
+        key = self.redis_key(session_key)
+        redis = self.redis()
+        return {"mode": "string", "key": key, "ttl": redis.ttl(key), "bytes": redis.strlen(key)}
 
     @reported
     def load(self, session_key: str) -> dict[str, Any] | None:
@@ -113,6 +155,5 @@ class StringSessions:
     def delete(self, session_key: str) -> None:
         self.redis().delete(self.redis_key(session_key))
 
-    def clear_expired(self) -> int:
+    def clear_expired(self) -> None:
         """Redis expires string keys itself: nothing to sweep."""
-        return 0

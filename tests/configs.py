@@ -29,15 +29,26 @@ def _config(db: int, backend: str = OURS, prefix: str = "", version: int = 1, **
     }
 
 
+STRING, HASH = {"USE_HASH": False}, {"USE_HASH": True}
+
 CONFIGS: dict[str, dict[str, Any]] = {
-    "ours-snappy": _config(1),
-    "ours-nocompress": _config(2, COMPRESS_LIB=""),
-    "ours-zlib-always": _config(3, prefix="site", version=3, COMPRESS_LIB="zlib", COMPRESS_MIN_LENGTH=0),
-    "ours-lzma": _config(4, COMPRESS_LIB="lzma", COMPRESS_MIN_LENGTH=10),
-    "django-redis+our-client": _config(5, backend=DJANGO_REDIS, prefix="p", CLIENT_CLASS=OUR_CLIENT),
-    "django-redis+stock-client": _config(6, backend=DJANGO_REDIS),
+    # string mode: one key per session
+    "string-snappy": _config(1, **STRING),
+    "string-nocompress": _config(2, **STRING, COMPRESS_LIB=""),
+    "string-zlib-prefix-v3": _config(3, prefix="site", version=3, **STRING, COMPRESS_LIB="zlib", COMPRESS_MIN_LENGTH=0),
+    "string-lzma": _config(4, **STRING, COMPRESS_LIB="lzma", COMPRESS_MIN_LENGTH=10),
+    "string-django-redis+our-client": _config(5, backend=DJANGO_REDIS, prefix="p", CLIENT_CLASS=OUR_CLIENT, **STRING),
+    "string-django-redis+stock-client": _config(6, backend=DJANGO_REDIS, **STRING),
+    # hash mode: sessions as fields of bucket hashes
+    "hash-defaults": _config(7),
+    "hash-zlib-prefix-v2-8-buckets": _config(8, prefix="site", version=2, BUCKETS=8, COMPRESS_LIB="zlib"),
+    "hash-overflow": _config(9, **HASH, HASH_MAX_INLINE=40, COMPRESS_LIB=""),
+    "hash-django-redis+stock-client": _config(10, backend=DJANGO_REDIS, **HASH),
 }
 if _has("lz4"):
-    CONFIGS["ours-lz4"] = _config(7, COMPRESS_LIB="lz4", COMPRESS_MIN_LENGTH=10)
+    CONFIGS["string-lz4"] = _config(11, **STRING, COMPRESS_LIB="lz4", COMPRESS_MIN_LENGTH=10)
 if _has("zstandard"):
-    CONFIGS["ours-zstd"] = _config(8, COMPRESS_LIB="zstd", COMPRESS_MIN_LENGTH=10)
+    CONFIGS["hash-zstd"] = _config(12, **HASH, COMPRESS_LIB="zstd", COMPRESS_MIN_LENGTH=10)
+
+STRING_CONFIGS = sorted(name for name in CONFIGS if name.startswith("string-"))
+HASH_CONFIGS = sorted(name for name in CONFIGS if name.startswith("hash-"))

@@ -7,9 +7,13 @@ import functools
 from cache_sessions.embedded import RedisServer
 
 
+# What README recommends for hash mode (the name works on Redis 6.2 and 7.x).
+RECOMMENDED = {"hash-max-ziplist-value": "256", "hash-max-ziplist-entries": "512"}
+
+
 @functools.cache
 def standalone() -> RedisServer:
-    return RedisServer().start()
+    return RedisServer(config=RECOMMENDED).start()
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from redis import Redis
 import cache_sessions
 from cache_sessions.backend import SessionStore
 from cache_sessions.client import SessionClient
-from tests.configs import CONFIGS, _config
+from tests.configs import CONFIGS, STRING, STRING_CONFIGS, _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -23,13 +23,13 @@ LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 
 
 def sessions_alias(**options: Any) -> override_settings:
-    return override_settings(CACHES={"default": LOCMEM, "sessions": _config(9, **options)})
+    return override_settings(CACHES={"default": LOCMEM, "sessions": _config(13, **options)})
 
 
 @pytest.fixture(autouse=True)
-def _flush_db9():
+def _flush_db13():
     yield
-    Redis.from_url(_config(9)["LOCATION"]).flushdb()
+    Redis.from_url(_config(13)["LOCATION"]).flushdb()
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,9 @@ def _flush_db9():
     [
         ({"COMPRES_LIB": "zlib"}, "Unknown cache OPTIONS key 'COMPRES_LIB'. Did you mean 'COMPRESS_LIB'?"),
         ({"FOO": 1}, "Unknown cache OPTIONS key 'FOO'"),
-        ({"USE_HASH": True}, "hash mode is not available"),
+        ({"BUCKETS": 0}, "OPTIONS['BUCKETS'] must be an int >= 1"),
+        ({"HASH_MAX_INLINE": 2}, "OPTIONS['HASH_MAX_INLINE'] must be an int >= 5"),
+        ({"HASH_KEY_GENERATOR": "no.such.function"}, "OPTIONS['HASH_KEY_GENERATOR']: cannot import"),
         ({"COMPRESS_LIB": "nonexistent_lib"}, "OPTIONS['COMPRESS_LIB'] = 'nonexistent_lib'"),
         ({"COMPRESS_LIB": "json"}, "no compress()/decompress()"),
         ({"COMPRESS_MIN_LENGTH": "400"}, "COMPRESS_MIN_LENGTH'] must be an int"),
@@ -113,7 +115,7 @@ def test_ordinary_cache_behaviour_is_untouched():
         assert cache.get("a") is None
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", STRING_CONFIGS)
 def test_keys_live_in_a_namespace_of_their_own(name):
     config = CONFIGS[name]
     with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
@@ -139,7 +141,7 @@ def test_version_bump_retires_sessions():
     with sessions_alias():
         session = SessionStore()
         session.save()
-    with override_settings(CACHES={"default": LOCMEM, "sessions": {**_config(9), "VERSION": 2}}):
+    with override_settings(CACHES={"default": LOCMEM, "sessions": {**_config(13), "VERSION": 2}}):
         assert not SessionStore().exists(session.session_key)
 
 
@@ -149,7 +151,7 @@ def compact_generator(session_key: str) -> bytes:
 
 @pytest.mark.parametrize("generator", [compact_generator, "tests.test_config.compact_generator"])
 def test_custom_key_generator(generator):
-    with sessions_alias(KEY_GENERATOR=generator):
+    with sessions_alias(KEY_GENERATOR=generator, **STRING):
         session = SessionStore()
         session["x"] = 1
         session.save()
@@ -179,7 +181,7 @@ def test_checks_pass_on_a_good_alias():
 
 @pytest.mark.parametrize(
     "caches_setting",
-    [{"default": LOCMEM}, {"default": LOCMEM, "sessions": LOCMEM}, {"default": LOCMEM, "sessions": _config(9, FOO=1)}],
+    [{"default": LOCMEM}, {"default": LOCMEM, "sessions": LOCMEM}, {"default": LOCMEM, "sessions": _config(13, FOO=1)}],
     ids=["missing", "locmem", "bad-option"],
 )
 def test_checks_report_a_bad_alias(caches_setting):
@@ -199,3 +201,23 @@ def test_checks_report_a_broken_key_generator():
 def test_checks_ignore_other_engines():
     with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.db", CACHES={"default": LOCMEM}):
         assert check_ids() == []
+
+
+def test_checks_warn_about_listpack_limits_that_spoil_buckets():
+    with sessions_alias():
+        raw = cache_sessions.get_client("sessions")
+        original = raw.config_get("hash-max-*")
+        try:
+            raw.config_set("hash-max-ziplist-value", 64)
+            raw.config_set("hash-max-ziplist-entries", 128)
+            assert check_ids() == ["cache_sessions.W001", "cache_sessions.W002"]
+        finally:
+            for name, value in original.items():
+                raw.config_set(name, value)
+        assert check_ids() == []
+
+
+def test_checks_on_an_unreachable_server_only_inform():
+    dead = {**_config(13), "LOCATION": "redis://127.0.0.1:1/0"}
+    with override_settings(CACHES={"default": LOCMEM, "sessions": dead}):
+        assert check_ids() == ["cache_sessions.I001"]

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db(databases=[])
 
 
 def redis_key(store: Any) -> bytes:
-    return store._storage.redis_key(store.session_key)
+    """The key that carries the session's TTL: its own key, or its bucket."""
+    return store._storage.locate(store.session_key)[0]
 
 
 def test_new_session_is_stored_with_cookie_age_ttl(SessionStore, redis, use_tz):

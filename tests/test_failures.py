@@ -49,6 +49,17 @@ async def test_unreachable_server_async(dead_alias):
         await session.aload()
 
 
+def store_raw(redis, location, value: bytes) -> None:
+    if len(location) == 1:
+        redis.set(location[0], value)
+    else:
+        redis.hset(location[0], location[1], value)
+
+
+def read_raw(redis, location) -> bytes:
+    return redis.get(location[0]) if len(location) == 1 else redis.hget(location[0], location[1])
+
+
 @pytest.mark.parametrize(
     "garbage", [b"", b"\x00\x01", b"\x20future-format", b"\x10\x81\xa1", b"\x11not-snappy", b"\x80\x04pickle."]
 )
@@ -57,14 +68,14 @@ def test_garbage_in_redis_loads_as_empty_session_with_a_warning(SessionStore, re
     session["x"] = 1
     session.save()
     key = session.session_key
-    redis_key = session._storage.redis_key(key)
-    redis.set(redis_key, garbage)
+    location = session._storage.locate(key)
+    store_raw(redis, location, garbage)
     with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
         fresh = SessionStore(key)
         assert fresh.load() == {}
     assert fresh.session_key is None
     assert "Unreadable session data" in caplog.text
-    assert redis.get(redis_key) == garbage  # kept for inspection, not overwritten
+    assert read_raw(redis, location) == garbage  # kept for inspection, not overwritten
     fresh["y"] = 2
     fresh.save()
     assert fresh.session_key != key
@@ -73,7 +84,7 @@ def test_garbage_in_redis_loads_as_empty_session_with_a_warning(SessionStore, re
 def test_wrong_redis_type_under_a_session_key_is_an_error_not_a_new_session(SessionStore, redis):
     session = SessionStore()
     session.save()
-    redis_key = session._storage.redis_key(session.session_key)
+    redis_key = session._storage.locate(session.session_key)[0]
     redis.delete(redis_key)
     redis.rpush(redis_key, b"x")
     with pytest.raises(Exception, match="WRONGTYPE"):

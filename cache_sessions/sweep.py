@@ -1,0 +1,154 @@
+"""Removing expired sessions from hash buckets, and measuring the buckets.
+
+Used by ``manage.py cleanuprs``, ``clearsessions`` and ``SessionStore.clear_expired``.
+Each Redis call does bounded work (one ``HSCAN`` page of one bucket, judged
+and cleaned inside one script), so a sweep never holds the server for long;
+the report says how long the longest call took.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from redis.exceptions import ResponseError
+
+from .buckets import HashSessions, bucket_name
+
+SCAN_COUNT = 1000
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    return bytes(b for c in raw for b in ((92, c) if c in b"*?[]\\" else (c,)))
+
+
+def bucket_pattern(sessions: HashSessions) -> bytes:
+    return _glob_escape(sessions.prefix) + (b"h{*}" if sessions.default_buckets() else b"*")
+
+
+def all_buckets(sessions: HashSessions) -> Iterator[bytes]:
+    """Every bucket, found with SCAN (never KEYS) over the bucket pattern."""
+    redis = sessions.redis()
+    yield from redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash")
+
+
+def sample_buckets(sessions: HashSessions, size: int) -> list[bytes]:
+    """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets."""
+    redis = sessions.redis()
+    chooser = sessions.options.hash_keys_check_for_expiry
+    if chooser is not None:
+        return [key.encode() if isinstance(key, str) else key for key in chooser(redis)]
+    if sessions.default_buckets():
+        numbers = random.sample(range(sessions.buckets), min(size, sessions.buckets))
+        return [sessions.prefix + bucket_name(number) for number in numbers]
+    pipe = redis.pipeline(transaction=False)
+    for _ in range(size):
+        pipe.randomkey()
+    return sorted({key for key in pipe.execute() if key and key.startswith(sessions.prefix)})
+
+
+@dataclass
+class SweepReport:
+    buckets: int = 0
+    fields: int = 0
+    expired: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    longest_call: float = 0.0
+    finished: bool = True
+
+
+def sweep(
+    sessions: HashSessions,
+    buckets: Iterable[bytes],
+    *,
+    batch_size: int = 500,
+    max_seconds: float | None = None,
+    dry_run: bool = False,
+    progress: Callable[[SweepReport], None] | None = None,
+) -> SweepReport:
+    """Remove (or, with ``dry_run``, count) expired fields of ``buckets``.
+
+    Race-free: the expiry is compared inside the script that deletes, so a
+    session refreshed after the scan saw it survives.
+    """
+    script = sessions.script("SWEEP")
+    report = SweepReport()
+    started = time.monotonic()
+    for bucket in buckets:
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            report.finished = False
+            break
+        cursor = 0
+        while True:
+            call_started = time.monotonic()
+            try:
+                cursor, seen, expired = script(keys=[bucket], args=[int(time.time()), cursor, batch_size, int(dry_run)])
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                break  # a sampled key that is not a bucket
+            report.longest_call = max(report.longest_call, time.monotonic() - call_started)
+            report.calls += 1
+            report.fields += seen
+            report.expired += expired
+            if int(cursor) == 0:
+                break
+        report.buckets += 1
+        if progress is not None:
+            progress(report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class BucketStats:
+    buckets: int = 0
+    fields: int = 0
+    max_fields: int = 0
+    bucket_bytes: int = 0
+    overflow_keys: int = 0
+    overflow_bytes: int = 0
+    encodings: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def bytes_per_session(self) -> float:
+        return (self.bucket_bytes + self.overflow_bytes) / self.fields if self.fields else 0.0
+
+
+def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500) -> BucketStats:
+    """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys."""
+    redis = sessions.redis()
+    stats = BucketStats()
+    chunk: list[bytes] = []
+
+    def measure() -> None:
+        pipe = redis.pipeline(transaction=False)
+        for key in chunk:
+            pipe.hlen(key)
+            pipe.object("encoding", key)
+            pipe.memory_usage(key, samples=0)
+        results = pipe.execute()
+        for index in range(0, len(results), 3):
+            fields, encoding, size = results[index : index + 3]
+            stats.buckets += 1
+            stats.fields += fields
+            stats.max_fields = max(stats.max_fields, fields)
+            stats.encodings[encoding.decode() if isinstance(encoding, bytes) else str(encoding)] += 1
+            stats.bucket_bytes += size or 0
+        chunk.clear()
+
+    for key in buckets:
+        chunk.append(key)
+        if len(chunk) >= batch:
+            measure()
+    if chunk:
+        measure()
+    pattern = bucket_pattern(sessions) + b":*"
+    for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
+        stats.overflow_keys += 1
+        stats.overflow_bytes += redis.memory_usage(key, samples=0) or 0
+    return stats
