@@ -6,7 +6,6 @@ import functools
 
 from cache_sessions.embedded import RedisServer
 
-
 # What README recommends for hash mode (the name works on Redis 6.2 and 7.x).
 RECOMMENDED = {"hash-max-ziplist-value": "256", "hash-max-ziplist-entries": "512"}
 
