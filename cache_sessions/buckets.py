@@ -2,7 +2,7 @@
 
 A record (a session) with key ``k`` lives in the hash
 ``<namespace><HASH_KEY_GENERATOR(k)>`` (default ``h{<crc32(k) % BUCKETS, hex>}``)
-under the field ``KEY_GENERATOR(k)`` (default: a 16-byte BLAKE2b digest of
+under the field ``KEY_GENERATOR(k)`` (default: a 12-byte BLAKE2b digest of
 ``k``, so a copy of Redis does not even hold usable session keys). Small
 hashes use Redis's compact listpack encoding, which costs far less memory
 than one key per session. The value carries its absolute expiry (see
@@ -45,8 +45,12 @@ UPDATE, CREATE, UPSERT = 0, 1, 2  # modes of the WRITE script
 
 
 def digest(key: str) -> bytes:
-    """Default ``KEY_GENERATOR`` in hash mode: 16 bytes of BLAKE2b."""
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+    """Default ``KEY_GENERATOR`` in hash mode: 12 bytes of BLAKE2b.
+
+    96 bits, plus the ~14 that pick the bucket: no two live sessions share a
+    field, and 4 bytes less per session than 16 (the memory goal is ~120 B).
+    """
+    return hashlib.blake2b(key.encode(), digest_size=12).digest()
 
 
 def bucket_number(key: str, buckets: int) -> int:

@@ -19,7 +19,7 @@ from .codec import Codec
 DEFAULTS: dict[str, Any] = {
     "USE_HASH": True,
     "BUCKETS": 16384,
-    "KEY_GENERATOR": None,  # None: the session key (string mode), a 16-byte digest (hash mode)
+    "KEY_GENERATOR": None,  # None: the session key (string mode), a 12-byte digest (hash mode)
     "HASH_KEY_GENERATOR": None,  # None: h{crc32(key) % BUCKETS}
     "HASH_KEYS_CHECK_FOR_EXPIRY": None,  # None: a random sample of buckets
     "HASH_MAX_INLINE": None,  # None: the server's hash-max-listpack-value
