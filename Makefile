@@ -9,7 +9,7 @@ DJANGO ?=
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: test demo lint clean
+.PHONY: test demo lint clean bench-memory bench-speed bench-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,20 @@ lint: $(BIN)/.installed
 demo: $(BIN)/.installed
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0
 	cd example_project && ../$(BIN)/python manage.py runserver $(or $(ADDR),127.0.0.1:8000)
+
+$(BIN)/.bench: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	touch $@
+
+# Benchmarks (not part of `make test`): each starts its own redis-server.
+bench-memory: $(BIN)/.bench
+	$(BIN)/python -m tests.benchmarks.memory $(BENCH_ARGS)
+
+bench-speed: $(BIN)/.bench
+	$(BIN)/python -m tests.benchmarks.speed $(BENCH_ARGS)
+
+bench-server: $(BIN)/.bench
+	$(BIN)/python -m tests.benchmarks.server $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3
