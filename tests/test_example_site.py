@@ -2,7 +2,9 @@
 
 The site runs in subprocesses with its own settings (``example_project.settings``)
 against a redis-server of this module's own; nothing here uses the Django
-setup of the rest of the suite.
+setup of the rest of the suite. The scenario runs once per storage mode
+(``DEMO_USE_HASH``: hash mode, the default, and string mode); the modes share
+one redis-server, flushed before each site starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from cache_sessions.buckets import bucket_name, bucket_number, digest
+from cache_sessions.conf import DEFAULTS
 from cache_sessions.embedded import RedisServer, free_port
 
 pytestmark = [pytest.mark.e2e]
@@ -31,21 +35,28 @@ pytestmark = [pytest.mark.e2e]
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "example_project"
 STARTUP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
+# The namespace of the "sessions" alias in example_project.settings:
+# KEY_PREFIX "" and VERSION 1 (django-redis's defaults), sessions under "s".
+NAMESPACE = b":s1:"
+# What the embedded Redis of the demo runs with (see example_project.settings).
+REDIS_CONFIG = {"hash-max-ziplist-value": "256"}
 
 
 @dataclass
 class Site:
     base_url: str
     redis_url: str
+    use_hash: bool
 
 
-def _site_env(redis_url: str, db_path: Path) -> dict[str, str]:
+def _site_env(redis_url: str, db_path: Path, use_hash: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("CACHE_SESSIONS_EXAMPLE_EMBEDDED_REDIS", None)
     env.update(
         DJANGO_SETTINGS_MODULE="example_project.settings",  # pytest-django exported tests.settings
         REDIS_URL=redis_url,
         DEMO_DB_PATH=str(db_path),
+        DEMO_USE_HASH="1" if use_hash else "0",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -61,39 +72,46 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    server = RedisServer().start()
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(config=REDIS_CONFIG).start()
     try:
-        env = _site_env(server.url, tmp_path / "db.sqlite3")
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=PROJECT_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
-
-        port = free_port()
-        log_path = tmp_path / "runserver.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-                cwd=PROJECT_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_until_up(base_url, process, log_path)
-            yield Site(base_url=base_url, redis_url=server.url)
-        finally:
-            _stop(process)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=[True, False], ids=["hash", "string"])
+def site(request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path) -> Iterator[Site]:
+    use_hash: bool = request.param
+    redis.Redis.from_url(redis_server.url).flushall()
+    env = _site_env(redis_server.url, tmp_path / "db.sqlite3", use_hash)
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
+
+    port = free_port()
+    log_path = tmp_path / "runserver.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_until_up(base_url, process, log_path)
+        yield Site(base_url=base_url, redis_url=redis_server.url, use_hash=use_hash)
+    finally:
+        _stop(process)
 
 
 def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

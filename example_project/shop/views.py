@@ -9,8 +9,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cache_sessions import get_client
-
 CATALOG = {
     "TEA-01": "Green tea",
     "MUG-02": "Coffee mug",
@@ -83,18 +81,31 @@ def session_info(request: HttpRequest) -> HttpResponse:
     session = request.session
     context: dict[str, object] = {"session_key": session.session_key}
     if session.session_key:
-        redis_key: bytes = session._storage.redis_key(session.session_key)
-        client = get_client("sessions")
+        # Where and how the engine stores this session (string or hash mode).
+        info = session._storage.describe(session.session_key)
         # A fresh store reads the session back from Redis through the engine.
         stored = type(session)(session.session_key).load()
         context.update(
-            redis_key=redis_key.decode(errors="backslashreplace"),
-            redis_key_repr=repr(redis_key),
-            ttl=client.ttl(redis_key),
-            size=client.strlen(redis_key),
+            mode=info["mode"],
+            redis_key=_name(info["key"]),
+            field_hex=info["field"].hex() if info.get("field") is not None else None,
+            overflow_key=_name(info["overflow_key"]) if info.get("overflow_key") else None,
+            ttl=info["ttl"],
+            size=info["bytes"],
+            bucket_fields=info.get("bucket_fields"),
+            bucket_encoding=_text(info.get("bucket_encoding")),
             stored=pformat(stored, sort_dicts=True),
         )
     return render(request, "shop/session.html", context)
+
+
+def _name(name: bytes) -> dict[str, str]:
+    """A Redis name for humans: as text (non-UTF-8 bytes backslash-escaped) and as a bytes repr."""
+    return {"text": name.decode(errors="backslashreplace"), "repr": repr(name)}
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
 
 
 @require_POST
