@@ -49,14 +49,14 @@ class Site:
     use_hash: bool
 
 
-def _site_env(redis_url: str, db_path: Path, use_hash: bool) -> dict[str, str]:
+def _site_env(redis_url: str, db_path: Path, demo_use_hash: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("CACHE_SESSIONS_EXAMPLE_EMBEDDED_REDIS", None)
     env.update(
         DJANGO_SETTINGS_MODULE="example_project.settings",  # pytest-django exported tests.settings
         REDIS_URL=redis_url,
         DEMO_DB_PATH=str(db_path),
-        DEMO_USE_HASH="1" if use_hash else "0",
+        DEMO_USE_HASH=demo_use_hash,
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -81,11 +81,13 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-@pytest.fixture(params=[True, False], ids=["hash", "string"])
+@pytest.fixture(params=["1", "0"], ids=["hash", "string"])
 def site(request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path) -> Iterator[Site]:
-    use_hash: bool = request.param
-    redis.Redis.from_url(redis_server.url).flushall()
-    env = _site_env(redis_server.url, tmp_path / "db.sqlite3", use_hash)
+    """The site in one storage mode: ``request.param`` is its ``DEMO_USE_HASH``."""
+    use_hash = request.param != "0"
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()  # the other mode's run leaves nothing behind
+    env = _site_env(redis_server.url, tmp_path / "db.sqlite3", request.param)
     migrate = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=PROJECT_DIR,
@@ -167,6 +169,34 @@ def element_text(page: str, element_id: str) -> str:
     return html.unescape(match.group(1))
 
 
+@dataclass
+class Location:
+    """Where the site keeps a session in Redis DB 1, worked out without Django settings."""
+
+    key: bytes  # string mode: the session's key; hash mode: its bucket
+    field: bytes | None = None  # hash mode only
+    overflow_key: bytes | None = None  # hash mode only
+
+    @classmethod
+    def of(cls, session_key: str, use_hash: bool) -> Location:
+        if not use_hash:
+            return cls(NAMESPACE + session_key.encode())
+        bucket = NAMESPACE + bucket_name(bucket_number(session_key, DEFAULTS["BUCKETS"]))
+        field = digest(session_key)
+        return cls(bucket, field, bucket + b":" + field)
+
+    def exists(self, db: redis.Redis) -> bool:
+        if self.field is None:
+            return bool(db.exists(self.key))
+        return bool(db.hexists(self.key, self.field))
+
+    def value(self, db: redis.Redis) -> bytes | None:
+        """The stored bytes (in hash mode, inline in the bucket: the session is small)."""
+        if self.field is None:
+            return db.get(self.key)
+        return db.hget(self.key, self.field)
+
+
 def test_login_cart_session_logout(site: Site) -> None:
     sessions_db = redis.Redis.from_url(site.redis_url + "/1")
     cache_db = redis.Redis.from_url(site.redis_url + "/0")
@@ -180,8 +210,15 @@ def test_login_cart_session_logout(site: Site) -> None:
     assert "Hello demo" in home
     session_key = browser.cookie("sessionid")
     assert session_key
-    (redis_key,) = sessions_db.keys(f"*{session_key}*")
-    assert cache_db.keys(f"*{session_key}*") == []  # sessions go to DB 1, not to the default cache
+    where = Location.of(session_key, site.use_hash)
+    assert where.exists(sessions_db)
+    assert cache_db.keys("*") == []  # sessions go to DB 1, not to the default cache
+    if where.field is not None:
+        # No Redis name holds the session key: fields are digests of it.
+        assert sessions_db.keys(f"*{session_key}*") == []
+        assert sessions_db.exists(where.overflow_key) == 0
+    else:
+        assert sessions_db.keys(f"*{session_key}*") == [where.key]
 
     browser.get("/cart/")
     cart = browser.get("/cart/")
@@ -194,10 +231,27 @@ def test_login_cart_session_logout(site: Site) -> None:
     assert browser.cookie("sessionid") == session_key
 
     page = browser.get("/session/")
-    assert element_text(page, "redis-key") == redis_key.decode()
+    redis_ttl = sessions_db.ttl(where.key)
+    assert element_text(page, "mode") == ("hash" if site.use_hash else "string")
+    assert element_text(page, "redis-key") == where.key.decode()
+    assert element_text(page, "redis-key-repr") == repr(where.key)
     ttl = int(element_text(page, "ttl"))
     assert 0 < ttl <= 14 * 24 * 3600
-    assert int(element_text(page, "size")) == sessions_db.strlen(redis_key) > 0
+    assert 0 <= ttl - redis_ttl <= 2  # read a moment before ours
+    value = where.value(sessions_db)
+    assert value
+    assert int(element_text(page, "size")) == len(value)
+    if where.field is not None:
+        assert element_text(page, "field") == where.field.hex()
+        assert element_text(page, "overflow-key") == "none"
+        assert int(element_text(page, "bucket-fields")) == sessions_db.hlen(where.key) >= 1
+        encoding = sessions_db.object("encoding", where.key).decode()
+        assert element_text(page, "bucket-encoding") == encoding
+        assert encoding in ("listpack", "ziplist")  # compact: the session fits in 256 bytes
+    else:
+        assert len(value) == sessions_db.strlen(where.key)
+        assert 'id="field"' not in page
+        assert 'id="bucket-encoding"' not in page
     stored = element_text(page, "stored")
     assert "'cart': [{'name': 'Coffee mug', 'qty': 3, 'sku': 'MUG-02'}]" in stored
     assert "'visits': 3" in stored
@@ -206,5 +260,6 @@ def test_login_cart_session_logout(site: Site) -> None:
     home = browser.post("/logout/", page, {})
     assert "Log in" in home
     assert browser.cookie("sessionid") is None
-    assert sessions_db.exists(redis_key) == 0
+    assert not where.exists(sessions_db)
+    assert sessions_db.exists(where.key if where.field is None else where.overflow_key) == 0
     assert sessions_db.keys(f"*{session_key}*") == []
