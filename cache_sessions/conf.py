@@ -28,9 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "LOG_KEY_ERROR": False,
 }
 
-# Read by django-redis (7.0) and its connection factories; allowed beside ours.
+# Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
 DJANGO_REDIS_OPTIONS = frozenset(
     {
+        "MAX_ENTRIES",
+        "CULL_FREQUENCY",
         "CLIENT_CLASS",
         "SERIALIZER",
         "COMPRESSOR",

@@ -55,7 +55,9 @@ def test_bad_options_say_what_is_wrong(options, message):
 
 
 def test_django_redis_options_are_accepted():
-    with sessions_alias(SOCKET_TIMEOUT=5, SOCKET_CONNECT_TIMEOUT=5, IGNORE_EXCEPTIONS=False, CONNECTION_POOL_KWARGS={}):
+    django_redis = {"SOCKET_TIMEOUT": 5, "SOCKET_CONNECT_TIMEOUT": 5, "IGNORE_EXCEPTIONS": False}
+    django_base = {"MAX_ENTRIES": 300, "CULL_FREQUENCY": 3}  # read by Django's BaseCache
+    with sessions_alias(**django_redis, **django_base, CONNECTION_POOL_KWARGS={}):
         session = SessionStore()
         session.save()
         assert session.exists(session.session_key)
