@@ -12,8 +12,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase, UpdateError
-from django.utils.crypto import get_random_string
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from . import keys
 from .client import sessions_for
@@ -39,8 +38,8 @@ class SessionStore(SessionBase):
         return False
 
     def _get_new_session_key(self) -> str:
-        # No EXISTS round trip: create() stores with SET NX and retries on collision.
-        return get_random_string(32, VALID_KEY_CHARS)
+        # No EXISTS round trip: create() stores atomically (SET NX / a script) and retries on collision.
+        return keys.new_session_key()
 
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()

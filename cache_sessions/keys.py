@@ -9,6 +9,7 @@ the session namespace.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,21 @@ MAX_SESSION_KEY_LENGTH = 128
 _VALID_KEY = re.compile(rf"[a-z0-9]{{8,{MAX_SESSION_KEY_LENGTH}}}\Z")
 
 KeyGenerator = Callable[[str], "bytes | str"]
+
+
+ALPHABET = b"abcdefghijklmnopqrstuvwxyz0123456789"  # Django's VALID_KEY_CHARS
+# Bytes 0..251 map evenly onto the 36 characters (252 = 7 * 36); 252..255 are dropped.
+_TO_ALPHABET = bytes(ALPHABET[byte % 36] for byte in range(252)) + bytes(4)
+_DROPPED = bytes(range(252, 256))
+
+
+def new_session_key() -> str:
+    """32 uniformly random characters of ``[a-z0-9]`` (165 bits), like Django's,
+    from the OS's CSPRNG, in about a microsecond instead of ~15."""
+    while True:
+        key = secrets.token_bytes(40).translate(_TO_ALPHABET, _DROPPED)
+        if len(key) >= 32:
+            return key[:32].decode()
 
 
 def is_valid_session_key(session_key: object) -> bool:
