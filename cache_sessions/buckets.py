@@ -99,7 +99,8 @@ class HashSessions(Sessions):
         return script
 
     def inline_limit(self) -> int:
-        """The largest value kept inside a bucket: the server's hash-max-listpack-value."""
+        """The largest value kept inside a bucket: the server's hash-max-listpack-value,
+        read once per client (a later CONFIG SET is seen after a restart)."""
         if self._inline_limit is None:
             self._inline_limit = read_listpack_limits(self.redis())[1] or DEFAULT_INLINE_LIMIT
         return self._inline_limit
@@ -137,15 +138,21 @@ class HashSessions(Sessions):
             if mode != CREATE:
                 self.delete(key)
             return True
+        sweep = SWEEP_FIELDS if random.randrange(SWEEP_ONE_WRITE_IN) == 0 else 0
+        keys, args = self.write_call(key, session, ttl, mode, sweep)
+        return bool(self.script("WRITE")(keys=keys, args=args))
+
+    def write_call(
+        self, key: str, session: Mapping[str, Any], ttl: int, mode: int, sweep: int = 0
+    ) -> tuple[list[bytes], list[Any]]:
+        """``(keys, args)`` of the WRITE script for a ``ttl`` > 0; usable on a pipeline too."""
         now = int(time.time())
         value = self.codec.encode(session, expires_at=now + ttl)
         overflow_value = b""
         if len(value) > self.inline_limit():
             value, overflow_value = overflow_pointer(now + ttl), value
-        sweep = SWEEP_FIELDS if random.randrange(SWEEP_ONE_WRITE_IN) == 0 else 0
         bucket, field, overflow = self.locate(key)
-        args = [field, value, overflow_value, now, ttl, mode, sweep]
-        return bool(self.script("WRITE")(keys=[bucket, overflow], args=args))
+        return [bucket, overflow], [field, value, overflow_value, now, ttl, mode, sweep]
 
     @reported
     def delete(self, key: str) -> None:

@@ -148,7 +148,11 @@ def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 
     if chunk:
         measure()
     pattern = bucket_pattern(sessions) + b":*"
+    pipe = redis.pipeline(transaction=False)
     for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
         stats.overflow_keys += 1
-        stats.overflow_bytes += redis.memory_usage(key, samples=0) or 0
+        pipe.memory_usage(key, samples=0)
+        if len(pipe) >= batch:
+            stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
+    stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
     return stats

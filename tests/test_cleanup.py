@@ -160,3 +160,13 @@ def test_string_mode_has_nothing_to_sweep():
 def test_a_bad_alias_is_a_command_error():
     with pytest.raises(CommandError, match="no cache alias 'nope'"):
         cleanuprs("--alias", "nope")
+
+
+@pytest.mark.parametrize("hash_alias", [{"HASH_MAX_INLINE": 40, "COMPRESS_LIB": ""}], indirect=True)
+def test_stats_count_overflow_keys(hash_alias):
+    session = SessionStore()
+    session["blob"] = get_random_string(200)
+    session.save()
+    populate(live=3, expired=0)
+    output = cleanuprs("--stats")
+    assert "overflow keys (sessions too big for a bucket): 1" in output

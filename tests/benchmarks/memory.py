@@ -32,9 +32,8 @@ from redis import Redis
 from redis.client import Pipeline
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name
+from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name, read_listpack_limits
 from cache_sessions.client import sessions_for
-from cache_sessions.codec import overflow_pointer
 from cache_sessions.embedded import RedisServer
 from cache_sessions.sweep import all_buckets, bucket_stats, sweep
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
@@ -84,12 +83,8 @@ class Engine:
 
 def queue_hash_write(sessions: HashSessions, pipe: Pipeline, key: str, session: Session, expires_at: int) -> None:
     """What ``HashSessions.write(key, session, ttl, UPSERT)`` sends, minus its random sweep."""
-    value, overflow_value = sessions.codec.encode(session, expires_at=expires_at), b""
-    if len(value) > sessions.inline_limit():
-        value, overflow_value = overflow_pointer(expires_at), value
-    bucket, field, overflow = sessions.locate(key)
-    args = [field, value, overflow_value, int(time.time()), TTL, UPSERT, 0]
-    sessions.script("WRITE")(keys=[bucket, overflow], args=args, client=pipe)
+    keys, args = sessions.write_call(key, session, expires_at - int(time.time()), UPSERT)
+    sessions.script("WRITE")(keys=keys, args=args, client=pipe)
 
 
 def ours(label: str, alias: str) -> Engine:
@@ -181,7 +176,8 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     print(f"\n{title}\n")
     for n, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        line = "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print(line.rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
@@ -224,7 +220,7 @@ def mix(engines: list[Engine], pool: Pool, n: int) -> None:
         if kinds[i % 100]:
             session["cart"] = [cart_item() for _ in range(kinds[i % 100])]
     assert engines[0].sessions is not None
-    encode = engines[0].sessions.codec.encode  # the value sizes stated in the title: a sample of each kind
+    encode = engines[0].sessions.codec.encode  # for the title: value sizes (as string mode stores them)
     sizes = {k: [len(encode(s)) for s in sessions[kinds.index(k) :: 100][:100]] for k in (0, 20, 200)}
     rows = []
     for engine in engines:
@@ -243,7 +239,7 @@ def mix(engines: list[Engine], pool: Pool, n: int) -> None:
         f"{kinds.count(k)}% {f'cart of {k}' if k else 'logged-in'} (~{sum(v) // len(v):,} B)" for k, v in sizes.items()
     ]
     headers = ["engine", "sessions", "Redis keys", "B/session", "bucket encodings", "overflow keys"]
-    table(f"2. Mixed sizes, hash-mode value sizes: {', '.join(parts)}", headers, rows)
+    table(f"2. Mixed sizes, encoded: {', '.join(parts)}", headers, rows)
 
 
 def calls(stats: dict[str, Any], *commands: str) -> int:
@@ -278,9 +274,9 @@ def steady(engine: Engine, pool: Pool, rounds: int, per_round: int) -> None:
         previous = current
     check(engine, pool.keys[previous.start], pool.logged_in(previous.start))
     check(engine, pool.keys[previous.start - 1], None)
-    headers = ["round", "live", "fields", "expired fields", "fields/live", "sweeps", "swept", "used_memory MiB", "s"]
+    headers = ["round", "live", "fields", "expired fields", "fields/live", "sweeps", "swept", "used_memory MiB"]
     title = f"3. Steady state, no cleanuprs: {engine.label}, {sessions.buckets:,} buckets, writes via sessions.write()"
-    table(title, headers, rows)
+    table(title, [*headers, "seconds"], rows)
 
 
 def cleanup(engine: Engine, pool: Pool, n: int) -> None:
@@ -341,7 +337,8 @@ def run(servers: list[RedisServer], sizes: list[int], mix_n: int, rounds: int, p
     engines = [hash_mode, ours("ours, hash mode, Redis defaults 64/512", "redis-defaults"), string_mode]
     engines += [django_cache(), redis_sessions(hash_mode.redis)]
     info = {**hash_mode.redis.info("server"), **hash_mode.redis.info("memory")}
-    config = ", ".join(f"{k} {v}" for k, v in sorted(hash_mode.redis.config_get("hash-max-listpack-*").items()))
+    entries, value = read_listpack_limits(hash_mode.redis)  # Redis 6.2 calls them hash-max-ziplist-*
+    config = f"hash-max-listpack-entries {entries}, hash-max-listpack-value {value}"
     libraries = ", ".join(f"{name} {version(name)}" for name in ("redis", "hiredis", "django-redis"))
     print(f"cache_sessions memory benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"Redis {info['redis_version']} ({servers[0].binary}, {info['mem_allocator']}), {config}")
