@@ -8,6 +8,7 @@ works. Each contract method is one Redis round trip.
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -26,8 +27,9 @@ MAX_CREATE_ATTEMPTS = 100
 
 
 class SessionStore(SessionBase):
-    @property
+    @cached_property
     def _storage(self) -> Sessions:
+        # Looked up on first use, then kept for this store's life (one request).
         return sessions_for(settings.SESSION_CACHE_ALIAS)
 
     def _validate_session_key(self, key: Any) -> bool:
