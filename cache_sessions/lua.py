@@ -47,19 +47,6 @@ local function sweep(bucket, now, limit)
 end
 """
 
-# KEYS: bucket, overflow key. ARGV: field. Returns the stored value (or the
-# overflow value a pointer points at), or nil.
-LOAD = """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if is_pointer(v) then return redis.call('GET', KEYS[2]) end
-return v
-"""
-
-# KEYS: bucket. ARGV: field, now. Returns 1 if a live session is there.
-EXISTS = """
-return alive(redis.call('HGET', KEYS[1], ARGV[1]), tonumber(ARGV[2])) and 1 or 0
-"""
-
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
 # the overflow key ('' when it fits the bucket), now, ttl (> 0), mode ('1'
 # create, '0' update, '2' either), how many fields to sweep for expiry (0: none).
