@@ -275,6 +275,8 @@ def report(
                 )
                 print(line.format(row.label, *figures))
     print(f"\ngoals: {len(GOALS) - len(missed)} of {len(GOALS)} met" + "".join(f"\n  missed: {m}" for m in missed))
+    get = 1e6 / statistics.median(rates[("floor", "small", "load")])
+    print(f"floor: {get:.0f} µs per GET round trip (small load, median); the longer it is, the nearer 1 every ratio")
 
 
 def header(server: RedisServer, bench: Bench, rounds: int, seconds: float) -> None:
