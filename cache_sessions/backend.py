@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.utils.module_loading import import_string
 
 from . import keys
 from .client import sessions_for
@@ -27,6 +28,18 @@ MAX_CREATE_ATTEMPTS = 100
 
 
 class SessionStore(SessionBase):
+    def __init__(self, session_key: str | None = None) -> None:
+        # SessionBase.__init__ minus resolving SESSION_SERIALIZER, which this
+        # engine never uses (values are msgpack): see the ``serializer`` property.
+        self._session_key = session_key
+        self.accessed = False
+        self.modified = False
+
+    @cached_property
+    def serializer(self) -> Any:
+        """Django's SESSION_SERIALIZER, for code that calls ``encode()``/``decode()``."""
+        return import_string(settings.SESSION_SERIALIZER)
+
     @cached_property
     def _storage(self) -> Sessions:
         # Looked up on first use, then kept for this store's life (one request).
@@ -71,11 +84,13 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)
+        # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.
+        ttl = self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age()
         storage = self._storage
         if must_create:
-            if not storage.create(self.session_key, session, self.get_expiry_age()):
+            if not storage.create(self.session_key, session, ttl):
                 raise CreateError
-        elif not storage.update(self.session_key, session, self.get_expiry_age()):
+        elif not storage.update(self.session_key, session, ttl):
             raise UpdateError
 
     def delete(self, session_key: str | None = None) -> None:

@@ -66,9 +66,9 @@ VALUE_TABLE: tuple[str, ...] = (
     "guardian.backends.ObjectPermissionBackend",
     "worked",  # Django's test cookie value
 )
-_KEY_INDEX = {key: index for index, key in enumerate(KEY_TABLE)}
-_VALUE_INDEX = {value: index for index, value in enumerate(VALUE_TABLE)}
 _TABLE_VALUE, _HEX_VALUE = 1, 2  # msgpack ext type codes of format 2
+_KEY_INDEX = {key: index for index, key in enumerate(KEY_TABLE)}
+_VALUE_EXT = {value: msgpack.ExtType(_TABLE_VALUE, bytes((index,))) for index, value in enumerate(VALUE_TABLE)}
 _HEX = re.compile(r"(?:[0-9a-f]{2}){8,}\Z")
 
 
@@ -141,10 +141,10 @@ def _compact(session: Mapping[Any, Any]) -> dict[Any, Any] | None:
         if type(key) is not str:
             return None
         if type(value) is str:
-            index = _VALUE_INDEX.get(value)
-            if index is not None:
-                value = msgpack.ExtType(_TABLE_VALUE, bytes((index,)))
-            elif _HEX.match(value):
+            ext = _VALUE_EXT.get(value)
+            if ext is not None:
+                value = ext
+            elif len(value) >= 16 and not len(value) & 1 and _HEX.match(value):
                 value = msgpack.ExtType(_HEX_VALUE, bytes.fromhex(value))
         out[_KEY_INDEX.get(key, key)] = value
     return out

@@ -192,3 +192,11 @@ def test_client_bucket_api(hash_alias):
     assert client.bucket_get("rate:alice", default={}) == {}
     client.bucket_set("x", {"a": 1}, 60)
     assert all(key.startswith(b":r1:") for key in hash_alias.scan_iter())  # apart from sessions (":s1:")
+
+
+def test_scripts_are_reloaded_after_script_flush(hash_alias):
+    session = new_session(x=1)
+    hash_alias.script_flush()
+    session["x"] = 2
+    session.save()
+    assert SessionStore(session.session_key)["x"] == 2
