@@ -122,21 +122,14 @@ class HashSessions(Sessions):
             self._inline_limit = read_listpack_limits(self.redis())[1] or DEFAULT_INLINE_LIMIT
         return self._inline_limit
 
-    # Operations (one round trip each; a load of an overflowed session takes two)
+    # Operations (one round trip each)
 
     @reported
     def load(self, key: str) -> dict[str, Any] | None:
-        # A plain HGET: cheaper for Redis and redis-py than a script. Reads need no
-        # atomicity; only a session kept under an overflow key costs a second GET.
         bucket, field, overflow = self.locate(key)
-        redis = self.redis()
-        data = redis.hget(bucket, field)
+        data = self.run("LOAD", [bucket, overflow], [field])
         if data is None or _expired(data, time.time()):
             return None
-        if _is_pointer(data):
-            data = redis.get(overflow)
-            if data is None:
-                return None
         return self.decode(data)
 
     @reported

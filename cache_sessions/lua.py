@@ -47,6 +47,15 @@ local function sweep(bucket, now, limit)
 end
 """
 
+# KEYS: bucket, overflow key. ARGV: field. Returns the stored value, or the
+# value a pointer points at (so a big session also loads in one round trip),
+# or nil. Measured: as fast as a plain HGET from redis-py.
+LOAD = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if is_pointer(v) then return redis.call('GET', KEYS[2]) end
+return v
+"""
+
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
 # the overflow key ('' when it fits the bucket), now, ttl (> 0), mode ('1'
 # create, '0' update, '2' either), how many fields to sweep for expiry (0: none).
