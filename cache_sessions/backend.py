@@ -84,8 +84,10 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)
+        if self.session_key is None:  # loading just now found the session gone
+            raise UpdateError
         # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.
-        ttl = self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age()
+        ttl = int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
         storage = self._storage
         if must_create:
             if not storage.create(self.session_key, session, ttl):

@@ -16,7 +16,6 @@ bucket.
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import time
 import zlib
@@ -36,12 +35,11 @@ if TYPE_CHECKING:
 
     from .conf import SessionOptions
 
-logger = logging.getLogger("cache_sessions")
-
 SWEEP_ONE_WRITE_IN = 16  # a write sweeps its own bucket on average once every 16 writes...
 SWEEP_FIELDS = 64  # ...looking at up to 64 fields: bounded work, amortised over writes
 DEFAULT_INLINE_LIMIT = 64  # Redis's own default hash-max-listpack-value
 UPDATE, CREATE, UPSERT = 0, 1, 2  # modes of the WRITE script
+MAX_EXPIRY = 2**32 - 1  # the 4-byte expiry field: year 2106
 
 
 def digest(key: str) -> bytes:
@@ -161,13 +159,13 @@ class HashSessions(Sessions):
         self, key: str, session: Mapping[str, Any], ttl: int, mode: int, sweep: int = 0
     ) -> tuple[list[bytes], list[Any]]:
         """``(keys, args)`` of the WRITE script for a ``ttl`` > 0; usable on a pipeline too."""
-        now = int(time.time())
-        value = self.codec.encode(session, expires_at=now + ttl)
+        expires_at = min(int(time.time()) + ttl, MAX_EXPIRY)
+        value = self.codec.encode(session, expires_at=expires_at)
         overflow_value = b""
         if len(value) > self.inline_limit():
-            value, overflow_value = overflow_pointer(now + ttl), value
+            value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
-        return [bucket, overflow], [field, value, overflow_value, now, ttl, mode, sweep]
+        return [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep]
 
     @reported
     def delete(self, key: str) -> None:

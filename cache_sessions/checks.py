@@ -32,9 +32,10 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         sessions = sessions_for(alias)
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="cache_sessions.E001")]
-    sample = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+    sample, other = (get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(2))
     try:
-        first, second = sessions.locate(sample), sessions.locate(sample)
+        # locate() remembers its last key: ask for another one in between.
+        first, _, second = sessions.locate(sample), sessions.locate(other), sessions.locate(sample)
     except Exception as exc:  # a user's generator can fail any way it likes
         return [
             checks.Error(
@@ -57,6 +58,15 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
     except RedisError as exc:
         return [checks.Info(f"Could not read the Redis config of CACHES[{alias!r}]: {exc}", id="cache_sessions.I001")]
     messages: list[checks.CheckMessage] = []
+    if value is None and sessions.options.hash_max_inline is None:
+        messages.append(
+            checks.Warning(
+                f"Could not read hash-max-listpack-value of CACHES[{alias!r}] (CONFIG is disabled or renamed): "
+                f"sessions over 64 bytes, Redis's default limit, will be kept out of their buckets.",
+                hint="Set OPTIONS['HASH_MAX_INLINE'] to the server's hash-max-listpack-value.",
+                id="cache_sessions.W003",
+            )
+        )
     if value is not None and value < RECOMMENDED_VALUE_LIMIT and sessions.options.hash_max_inline is None:
         messages.append(
             checks.Warning(

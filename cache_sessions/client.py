@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.exceptions import ImproperlyConfigured
@@ -70,9 +69,6 @@ class SessionClient(DefaultClient):
         self.records.delete(key)
 
 
-_stock_clients: WeakKeyDictionary[DefaultClient, Sessions] = WeakKeyDictionary()
-
-
 def redis_cache(alias: str) -> DjangoRedisCache:
     """``caches[alias]``, or ``ImproperlyConfigured`` saying what to change."""
     try:
@@ -97,9 +93,10 @@ def sessions_for(alias: str) -> Sessions:
     client = cache.client
     if isinstance(client, SessionClient):
         return client.sessions
-    sessions = _stock_clients.get(client)
+    sessions = getattr(client, "_cache_sessions", None)
     if sessions is None:
-        # A stock django-redis client (e.g. DefaultClient): same storage, options read here.
+        # A stock django-redis client (e.g. DefaultClient): same storage, options read
+        # here, kept on the client so that both go away together.
         options = SessionOptions.from_options(getattr(client, "_options", {}))
-        sessions = _stock_clients[client] = build_sessions(client, cache, options)
+        sessions = client._cache_sessions = build_sessions(client, cache, options)
     return sessions

@@ -5,8 +5,9 @@ Every value starts with one header byte::
     bit 7..4   format: 1 = a msgpack map; 2 = a msgpack map compacted with
                the static tables below
     bit 3      an absolute expiry follows (4 bytes, big-endian Unix seconds)
-    bit 2..0   compression codec of the payload (see CODECS); 6 = the value
-               lives under an overflow key (hash mode), nothing follows
+    bit 2..0   compression codec of the payload (see CODECS); 6 = a pointer:
+               the value lives under an overflow key (hash mode), only the
+               expiry follows
 
 then the optional expiry, then the payload, compressed or not. Because the
 header names the format and the codec, changing ``COMPRESS_LIB`` or
@@ -134,6 +135,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} values")
 
 
+_PACK_OPTIONS: dict[str, Any] = {"default": _default, "datetime": True, "use_bin_type": True}
+
+
 def _compact(session: Mapping[Any, Any]) -> dict[Any, Any] | None:
     """The format-2 form of a session, or None when it has a non-str key."""
     out: dict[Any, Any] = {}
@@ -171,7 +175,6 @@ class Codec:
     def __init__(self, compress_lib: str = "snappy", min_length: int = 400) -> None:
         self.codec_id, self.compressor = load_compressor(compress_lib)
         self.min_length = min_length
-        self._packer = msgpack.Packer(default=_default, datetime=True, use_bin_type=True)
         self._decompressors: dict[int, Callable[[bytes], bytes]] = {}
         if self.compressor is not None:
             self._decompressors[self.codec_id] = self.compressor.decompress
@@ -179,9 +182,9 @@ class Codec:
     def encode(self, session: Mapping[str, Any], expires_at: int | None = None) -> bytes:
         compact = _compact(session)
         try:
-            payload = self._packer.pack(session if compact is None else compact)
+            # packb, not a shared Packer: a client may be used from several threads.
+            payload = msgpack.packb(session if compact is None else compact, **_PACK_OPTIONS)
         except (TypeError, ValueError, OverflowError) as exc:
-            self._packer.reset()
             raise UnencodableSession(_explain(session, exc)) from exc
         codec_id = 0
         if self.compressor is not None and len(payload) >= self.min_length:
@@ -256,10 +259,9 @@ def overflow_pointer(expires_at: int) -> bytes:
 
 def _explain(session: Mapping[str, Any], exc: Exception) -> str:
     """Name the session entry msgpack could not store."""
-    packer = msgpack.Packer(default=_default, datetime=True, use_bin_type=True)
     for key, value in session.items():
         try:
-            packer.pack(value)
+            msgpack.packb(value, **_PACK_OPTIONS)
         except (TypeError, ValueError, OverflowError) as inner:
             hint = ""
             if isinstance(value, datetime.datetime) and value.tzinfo is None:

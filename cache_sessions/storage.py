@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from .conf import SessionOptions
 
-logger = logging.getLogger("cache_sessions")
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
 F = TypeVar("F", bound=Callable[..., Any])

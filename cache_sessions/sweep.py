@@ -75,7 +75,6 @@ def sweep(
     Race-free: the expiry is compared inside the script that deletes, so a
     session refreshed after the scan saw it survives.
     """
-    script = sessions.script("SWEEP")
     report = SweepReport()
     started = time.monotonic()
     for bucket in buckets:
@@ -86,11 +85,12 @@ def sweep(
         while True:
             call_started = time.monotonic()
             try:
-                cursor, seen, expired = script(keys=[bucket], args=[int(time.time()), cursor, batch_size, int(dry_run)])
+                cursor, seen, expired = sessions.run("SWEEP", [bucket], [cursor, batch_size, int(dry_run)])
             except ResponseError as exc:
                 if "WRONGTYPE" not in str(exc):
                     raise
-                break  # a sampled key that is not a bucket
+                report.buckets -= 1  # a sampled key that is not a bucket
+                break
             report.longest_call = max(report.longest_call, time.monotonic() - call_started)
             report.calls += 1
             report.fields += seen

@@ -223,3 +223,48 @@ def test_checks_on_an_unreachable_server_only_inform():
     dead = {**_config(13), "LOCATION": "redis://127.0.0.1:1/0"}
     with override_settings(CACHES={"default": LOCMEM, "sessions": dead}):
         assert check_ids() == ["cache_sessions.I001"]
+
+
+@pytest.fixture
+def config_forbidden():
+    """The server refuses CONFIG, as managed Redis services often do."""
+    raw = Redis.from_url(_config(13)["LOCATION"])
+    raw.execute_command("ACL", "SETUSER", "default", "-config")
+    yield
+    raw.execute_command("ACL", "SETUSER", "default", "+config")
+
+
+def test_checks_warn_when_config_cannot_be_read(config_forbidden):
+    with sessions_alias():
+        assert check_ids() == ["cache_sessions.W003"]
+    with sessions_alias(HASH_MAX_INLINE=256):
+        assert check_ids() == []  # the option says what the server would have
+
+
+_calls = iter(range(10**9))
+
+
+def counting_generator(session_key: str) -> bytes:
+    return b"%d" % next(_calls)
+
+
+@pytest.mark.parametrize("option", ["KEY_GENERATOR", "HASH_KEY_GENERATOR"])
+def test_checks_report_a_generator_that_is_not_deterministic(option):
+    with sessions_alias(**{option: counting_generator}):
+        assert check_ids() == ["cache_sessions.E002"]
+
+
+def test_storage_of_a_stock_client_lives_on_that_client():
+    with sessions_alias(CLIENT_CLASS="django_redis.client.DefaultClient"):
+        client = caches["sessions"].client
+        session = SessionStore()
+        session.save()
+        assert client._cache_sessions is session._storage
+
+
+def test_sessions_work_when_config_cannot_be_read(config_forbidden):
+    with sessions_alias():
+        session = SessionStore()
+        session["x"] = "y" * 100  # over the assumed 64-byte limit: an overflow key
+        session.save()
+        assert SessionStore(session.session_key)["x"] == "y" * 100

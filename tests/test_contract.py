@@ -85,6 +85,30 @@ def test_save_does_not_resurrect_a_session_deleted_elsewhere(SessionStore, redis
     assert redis.dbsize() == 0
 
 
+def test_save_without_a_load_of_a_vanished_session_raises_update_error(SessionStore, redis):
+    session = SessionStore()
+    session.save()
+    SessionStore().delete(session.session_key)
+    with pytest.raises(UpdateError):
+        SessionStore(session.session_key).save()
+    assert redis.dbsize() == 0
+
+
+def test_fractional_expiry_is_accepted(SessionStore, redis):
+    session = SessionStore()
+    session.set_expiry(300.5)
+    session.save()
+    assert 295 <= redis.ttl(redis_key(session)) <= 300
+
+
+def test_expiry_beyond_2106_is_stored(SessionStore):
+    session = SessionStore()
+    session["x"] = 1
+    session.set_expiry(datetime.datetime(2300, 1, 1, tzinfo=datetime.timezone.utc))
+    session.save()
+    assert SessionStore(session.session_key)["x"] == 1
+
+
 def test_must_create_on_a_taken_key_raises_create_error(SessionStore):
     session = SessionStore()
     session.save()

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions.buckets import HashSessions
 from cache_sessions.client import sessions_for
-from cache_sessions.sweep import SweepReport, all_buckets, bucket_stats, sample_buckets, sweep
+from cache_sessions.sweep import BucketStats, SweepReport, all_buckets, bucket_stats, sample_buckets, sweep
 
 
 class Command(BaseCommand):
@@ -79,7 +79,7 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{report.buckets} buckets, {report.fields} fields, {report.expired} expired", ending="")
         self.stderr.flush()
 
-    def report_stats(self, stats: Any) -> None:
+    def report_stats(self, stats: BucketStats) -> None:
         average = stats.fields / stats.buckets if stats.buckets else 0
         encodings = ", ".join(f"{name} {count}" for name, count in sorted(stats.encodings.items())) or "none"
         self.stdout.write(
