@@ -100,7 +100,7 @@ class HashSessions(Sessions):
         """A registered script: EVALSHA, loaded once and re-sent on NOSCRIPT by redis-py."""
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = self.redis().register_script(lua.PRELUDE + getattr(lua, name))
+            script = self._scripts[name] = self.redis().register_script(getattr(lua, name))
         return script
 
     def run(self, name: str, keys: list[bytes], args: list[Any]) -> Any:
