@@ -6,8 +6,8 @@ under the field ``KEY_GENERATOR(k)`` (default: a 12-byte BLAKE2b digest of
 ``k``, so a copy of Redis does not even hold usable session keys). Small
 hashes use Redis's compact listpack encoding, which costs far less memory
 than one key per session. The value carries its absolute expiry (see
-``codec.py``); the scripts in ``lua.py`` compare it with the clock on the
-server. A value larger than the server's ``hash-max-listpack-value`` would
+``codec.py``); the scripts in ``lua.py`` compare it with the Redis server's
+clock, reads with the web server's. A value larger than the server's ``hash-max-listpack-value`` would
 turn its whole bucket into a hashtable for good, so it is stored under an
 overflow key ``<bucket>:<field>`` instead, with a 5-byte pointer in the
 bucket.
@@ -125,10 +125,7 @@ class HashSessions(Sessions):
     @reported
     def load(self, key: str) -> dict[str, Any] | None:
         bucket, field, overflow = self.locate(key)
-        data = self.run("LOAD", [bucket, overflow], [field])
-        if data is None or _expired(data, time.time()):
-            return None
-        return self.decode(data)
+        return self.decode(self.run("LOAD", [bucket, overflow], [field]))
 
     @reported
     def exists(self, key: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -100,13 +101,17 @@ class Sessions:
         raise NotImplementedError
 
     def decode(self, data: bytes | None) -> dict[str, Any] | None:
+        """The session in stored bytes; None when missing, expired or unreadable."""
         if data is None:
             return None
         try:
-            return self.codec.decode(data)[0]
+            session, expires_at = self.codec.decode(data)
         except CorruptSession as exc:
             suspicious.warning("Unreadable session data in Redis (%s); starting an empty session.", exc)
             return None
+        if expires_at is not None and expires_at <= time.time():
+            return None
+        return session
 
 
 class StringSessions(Sessions):
