@@ -36,7 +36,7 @@ import gunicorn
 import hiredis
 import redis
 
-from cache_sessions.embedded import RedisServer, free_port
+from cache_sessions.embedded import RedisServer, free_port, stop_process
 
 ENGINES = ("ours-hash", "ours-string", "django-cache")  # as in server_site (importing it configures Django)
 VIEWS = ("read", "write")
@@ -166,13 +166,7 @@ class Gunicorn:
 
     def stop(self) -> str:
         """Stop gunicorn (the master stops its workers); the tail of its output."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
         output = self.log.read_text(errors="replace").strip().splitlines()[-20:] if self.log.exists() else []
         self.log.unlink(missing_ok=True)
         return "\n".join(output)
