@@ -81,27 +81,31 @@ def sweep(
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             report.finished = False
             break
-        cursor = 0
-        while True:
-            call_started = time.monotonic()
-            try:
-                cursor, seen, expired = sessions.run("SWEEP", [bucket], [cursor, batch_size, int(dry_run)])
-            except ResponseError as exc:
-                if "WRONGTYPE" not in str(exc):
-                    raise
-                report.buckets -= 1  # a sampled key that is not a bucket
-                break
-            report.longest_call = max(report.longest_call, time.monotonic() - call_started)
-            report.calls += 1
-            report.fields += seen
-            report.expired += expired
-            if int(cursor) == 0:
-                break
-        report.buckets += 1
-        if progress is not None:
-            progress(report)
+        if _sweep_bucket(sessions, bucket, batch_size, dry_run, report):
+            report.buckets += 1
+            if progress is not None:
+                progress(report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _sweep_bucket(sessions: HashSessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> bool:
+    """Page through one bucket, adding to ``report``; False if the key is not a bucket."""
+    cursor = 0
+    while True:
+        call_started = time.monotonic()
+        try:
+            cursor, seen, expired = sessions.run("SWEEP", [bucket], [cursor, batch_size, int(dry_run)])
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            return False  # a sampled key that is not a bucket
+        report.longest_call = max(report.longest_call, time.monotonic() - call_started)
+        report.calls += 1
+        report.fields += seen
+        report.expired += expired
+        if int(cursor) == 0:
+            return True
 
 
 @dataclass
