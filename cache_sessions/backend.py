@@ -3,6 +3,13 @@
 Sessions live in the cache alias named by ``SESSION_CACHE_ALIAS`` (a
 django-redis cache), read when the store is used, so ``override_settings``
 works. Each contract method is one Redis round trip.
+
+When Redis cannot serve a request, the store raises (``errors.py``); it
+never pretends the session is empty, which would log the user out. It
+remembers the failure in ``unavailable`` so that ``middleware.py`` can answer
+503 instead of 500, and, when that middleware allows it for a request that
+only reads (``DEGRADED_READS``), loads as an empty *read-only* session that
+is never saved and never touches the cookie.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from django.utils.module_loading import import_string
 
 from . import keys
 from .client import sessions_for
+from .errors import SessionStoreUnavailable
 from .storage import Sessions
 
 logger = logging.getLogger("cache_sessions")
@@ -34,6 +42,9 @@ class SessionStore(SessionBase):
         self._session_key = session_key
         self.accessed = False
         self.modified = False
+        self.unavailable: SessionStoreUnavailable | None = None  # the store's last "try again later"
+        self.degraded_reads = False  # set by the middleware for requests that only read
+        self.degraded = False  # loaded as an empty read-only session because the store was unavailable
 
     @cached_property
     def serializer(self) -> Any:
@@ -60,14 +71,29 @@ class SessionStore(SessionBase):
         return self._get_new_session_key()
 
     def load(self) -> dict[str, Any]:
-        session = self._storage.load(self.session_key) if self.session_key else None
+        try:
+            session = self._storage.load(self.session_key) if self.session_key else None
+        except SessionStoreUnavailable as exc:
+            self.unavailable = exc
+            if not self.degraded_reads:
+                raise
+            logger.warning("Session store unavailable (%s): serving a read-only empty session.", exc)
+            self.degraded = True
+            return {}
         if session is None:
             self._session_key = None
             return {}
         return session
 
     def exists(self, session_key: str) -> bool:
-        return keys.is_valid_session_key(session_key) and self._storage.exists(session_key)
+        return keys.is_valid_session_key(session_key) and self._remembering(self._storage.exists, session_key)
+
+    def _remembering(self, operation: Any, *args: Any) -> Any:
+        try:
+            return operation(*args)
+        except SessionStoreUnavailable as exc:
+            self.unavailable = exc
+            raise
 
     def create(self) -> None:
         for _ in range(MAX_CREATE_ATTEMPTS):
@@ -81,6 +107,10 @@ class SessionStore(SessionBase):
         raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     def save(self, must_create: bool = False) -> None:
+        if self.degraded:
+            # Whatever this request put in its stand-in session must not replace the real one.
+            assert self.unavailable is not None
+            raise self.unavailable
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)
@@ -90,9 +120,9 @@ class SessionStore(SessionBase):
         ttl = int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
         storage = self._storage
         if must_create:
-            if not storage.create(self.session_key, session, ttl):
+            if not self._remembering(storage.create, self.session_key, session, ttl):
                 raise CreateError
-        elif not storage.update(self.session_key, session, ttl):
+        elif not self._remembering(storage.update, self.session_key, session, ttl):
             raise UpdateError
 
     def delete(self, session_key: str | None = None) -> None:
@@ -101,7 +131,7 @@ class SessionStore(SessionBase):
                 return
             session_key = self.session_key
         if keys.is_valid_session_key(session_key):
-            self._storage.delete(session_key)
+            self._remembering(self._storage.delete, session_key)
 
     @classmethod
     def clear_expired(cls) -> None:

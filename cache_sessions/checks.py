@@ -1,38 +1,89 @@
 """System checks: the session alias is configured the way the engine needs.
 
 They run at startup (``manage.py check``, ``runserver``, ``migrate``) so a
-misconfiguration is reported before the first request, not during it.
+misconfiguration is reported before the first request, not during it. A
+check never crashes: whatever goes wrong while checking is itself reported.
+
+- E001 the session alias cannot serve sessions (missing, not django-redis,
+  ShardClient, a bad option value); E002 a key generator fails or is not
+  deterministic;
+- W001 sessions of the size this site stores do not fit the server's
+  ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
+  new site is not warned about a problem it does not have); W002 the
+  server's ``hash-max-listpack-entries`` is low; W003 the server's limits
+  cannot be read; W004 an unknown OPTIONS name (with the likely intended
+  one); W005 ``HASH_MAX_INLINE`` is above the server's limit;
+- I001 the server could not be reached.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.crypto import get_random_string
 from redis.exceptions import RedisError
 
+from . import facts
+from .codec import is_overflow_pointer
+from .conf import unknown_options
+from .errors import SessionStoreError
+from .keys import new_session_key
+
 ENGINE = "cache_sessions.backend"
-# A logged-in session takes ~85 bytes in a bucket; leave room for a few more entries.
-RECOMMENDED_VALUE_LIMIT = 256
+OUR_BACKEND = "cache_sessions.cache.RedisCache"
+OUR_CLIENT = "cache_sessions.client.SessionClient"
+RECOMMENDED_VALUE_LIMIT = 256  # room for a logged-in session with a CSRF token and a small cart
 RECOMMENDED_ENTRIES_LIMIT = 512
+SAMPLE_BUCKETS = 32  # W001 looks at the sessions of this many random buckets...
+FIELDS_PER_BUCKET = 16
+OVERFLOW_SHARE = 0.1  # ...and warns when at least this share of them is kept out of their bucket
+
+
+@checks.register(checks.Tags.caches)
+def check_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004 for OPTIONS names that neither cache_sessions nor Django/django-redis know."""
+    messages: list[checks.CheckMessage] = []
+    for alias, config in getattr(settings, "CACHES", {}).items():
+        options = config.get("OPTIONS") or {}
+        if config.get("BACKEND") != OUR_BACKEND and options.get("CLIENT_CLASS") != OUR_CLIENT:
+            continue
+        for name, close in unknown_options(options):
+            hint = f"Did you mean {close!r}?" if close else None
+            messages.append(
+                checks.Warning(
+                    f"CACHES[{alias!r}]['OPTIONS'] has {name!r}, which neither cache_sessions nor "
+                    f"django-redis reads (fine if a third-party serializer or connection factory does).",
+                    hint=hint,
+                    id="cache_sessions.W004",
+                )
+            )
+    return messages
 
 
 @checks.register(checks.Tags.caches)
 def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
         return []
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        return _check_session_alias(alias)
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="cache_sessions.E001")]
+    except (RedisError, SessionStoreError) as exc:
+        return [checks.Info(f"Could not reach the Redis of CACHES[{alias!r}]: {exc}", id="cache_sessions.I001")]
+    except Exception as exc:  # a check reports; it never takes manage.py down
+        return [checks.Error(f"CACHES[{alias!r}] cannot serve sessions: {exc!r}", id="cache_sessions.E001")]
+
+
+def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
     from .buckets import HashSessions
     from .client import sessions_for
 
-    alias = settings.SESSION_CACHE_ALIAS
-    try:
-        sessions = sessions_for(alias)
-    except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), id="cache_sessions.E001")]
-    sample, other = (get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(2))
+    sessions = sessions_for(alias)
+    sample, other = new_session_key(), new_session_key()
     try:
         # locate() remembers its last key: ask for another one in between.
         first, _, second = sessions.locate(sample), sessions.locate(other), sessions.locate(sample)
@@ -50,33 +101,44 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage]:
-    """Warn when the server's listpack limits keep buckets from the compact encoding."""
-    from .buckets import read_listpack_limits
-
-    try:
-        entries, value = read_listpack_limits(sessions.redis())
-    except RedisError as exc:
-        return [checks.Info(f"Could not read the Redis config of CACHES[{alias!r}]: {exc}", id="cache_sessions.I001")]
+    """Warn when the server's listpack limits keep this site's sessions from the compact encoding."""
+    redis = sessions.redis()
+    entries, value = facts.read_listpack_limits(redis)
+    inline = sessions.options.hash_max_inline
     messages: list[checks.CheckMessage] = []
-    if value is None and sessions.options.hash_max_inline is None:
+    if value is None and inline is None:
         messages.append(
             checks.Warning(
-                f"Could not read hash-max-listpack-value of CACHES[{alias!r}] (CONFIG is disabled or renamed): "
-                f"sessions over 64 bytes, Redis's default limit, will be kept out of their buckets.",
+                f"Could not read hash-max-listpack-value of CACHES[{alias!r}] (CONFIG is disabled, renamed or "
+                f"forbidden by ACL): sessions over {facts.DEFAULT_INLINE_LIMIT} bytes, Redis's default limit, "
+                f"will be kept out of their buckets.",
                 hint="Set OPTIONS['HASH_MAX_INLINE'] to the server's hash-max-listpack-value.",
                 id="cache_sessions.W003",
             )
         )
-    if value is not None and value < RECOMMENDED_VALUE_LIMIT and sessions.options.hash_max_inline is None:
+    if value is not None and inline is not None and inline > value:
         messages.append(
             checks.Warning(
-                f"Redis hash-max-listpack-value is {value}: sessions larger than {value} bytes are kept out of "
-                f"their buckets (under keys of their own), which costs memory.",
-                hint=f"Set hash-max-listpack-value {RECOMMENDED_VALUE_LIMIT} in redis.conf "
-                f"(or CONFIG SET hash-max-listpack-value {RECOMMENDED_VALUE_LIMIT}).",
-                id="cache_sessions.W001",
+                f"OPTIONS['HASH_MAX_INLINE'] of CACHES[{alias!r}] is {inline}, above the server's "
+                f"hash-max-listpack-value ({value}): a bucket holding a session of {value + 1}-{inline} bytes "
+                f"is converted to a hashtable for good and costs several times the memory.",
+                hint=f"Lower HASH_MAX_INLINE to {value}, or raise hash-max-listpack-value to {inline}.",
+                id="cache_sessions.W005",
             )
         )
+    if value is not None and inline is None and value < RECOMMENDED_VALUE_LIMIT:
+        overflowed, seen = overflow_sample(sessions)
+        if seen and overflowed >= OVERFLOW_SHARE * seen:
+            messages.append(
+                checks.Warning(
+                    f"{overflowed} of {seen} sessions sampled in CACHES[{alias!r}] are larger than the server's "
+                    f"hash-max-listpack-value ({value} bytes), so they are kept under keys of their own, "
+                    f"which costs more memory than string mode.",
+                    hint=f"Set hash-max-listpack-value {RECOMMENDED_VALUE_LIMIT} in redis.conf (or CONFIG SET), "
+                    f"or USE_HASH=False. To silence: SILENCED_SYSTEM_CHECKS = ['cache_sessions.W001'].",
+                    id="cache_sessions.W001",
+                )
+            )
     if entries is not None and entries < RECOMMENDED_ENTRIES_LIMIT:
         messages.append(
             checks.Warning(
@@ -87,3 +149,20 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
             )
         )
     return messages
+
+
+def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, int]:
+    """``(sessions kept under overflow keys, sessions seen)`` in a few random buckets (one round trip)."""
+    from .buckets import bucket_name
+
+    if not sessions.default_buckets():
+        return 0, 0
+    pipe = sessions.redis().pipeline(transaction=False)
+    for number in random.sample(range(sessions.buckets), min(buckets, sessions.buckets)):
+        pipe.hrandfield(sessions.prefix + bucket_name(number), FIELDS_PER_BUCKET, withvalues=True)
+    try:
+        replies = pipe.execute()
+    except RedisError:  # e.g. an ACL without HRANDFIELD: no sample, no warning
+        return 0, 0
+    values = [value for reply in replies for value in reply[1::2]]
+    return sum(1 for value in values if is_overflow_pointer(value)), len(values)

@@ -1,15 +1,17 @@
-"""``SessionClient``: django-redis's ``DefaultClient`` plus session storage.
+"""``SessionClient``: django-redis's ``DefaultClient`` plus bucketed records.
 
 Set it as ``OPTIONS["CLIENT_CLASS"]`` (``cache_sessions.cache.RedisCache``
-does that for you). Every ordinary cache method is django-redis's, untouched.
-The session options of the alias are resolved once, here; the storage the
-session engine uses hangs off the client as ``client.sessions``, and the
-``bucket_*`` methods give app code the same bucketed hash storage for small
-records of its own (kept apart from sessions).
+does that for you). Every ordinary cache method is django-redis's, untouched,
+and building the client reads no session option: the session storage of an
+alias (``sessions_for``) is made when sessions first use it, so a session
+option can never break the cache. The ``bucket_*`` methods give app code the
+same bucketed hash storage for small records of its own, kept apart from
+sessions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.exceptions import ImproperlyConfigured
 from django_redis.cache import RedisCache as DjangoRedisCache
-from django_redis.client import DefaultClient
+from django_redis.client import DefaultClient, ShardClient
 
 from .buckets import CREATE, UPDATE, UPSERT, HashSessions
 from .conf import SessionOptions
@@ -26,47 +28,60 @@ from .storage import Sessions, StringSessions
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
-
-def build_sessions(client: DefaultClient, backend: BaseCache, options: SessionOptions) -> Sessions:
-    kind = HashSessions if options.use_hash else StringSessions
-    return kind(client, backend, options)
+MAX_RECORD_KEY_LENGTH = 1024
 
 
 class SessionClient(DefaultClient):
-    def __init__(self, server: Any, params: dict[str, Any], backend: BaseCache) -> None:
-        super().__init__(server, params, backend)
-        self.session_options = SessionOptions.from_options(self._options)
-        self.sessions = build_sessions(self, backend, self.session_options)
-
     @cached_property
     def records(self) -> HashSessions:
         """Bucketed storage for app records, under ``<KEY_PREFIX>:r<VERSION>:``."""
-        return HashSessions(self, self._backend, self.session_options, namespace="r")
+        options = SessionOptions.from_options(self._options).for_records()
+        return HashSessions(self, self._backend, options, namespace="r")
 
     def bucket_get(self, key: str, default: Any = None) -> Any:
         """The live record stored under ``key`` (a dict), or ``default``."""
-        record = self.records.load(key)
+        record = self.records.load(_record_key(key))
         return default if record is None else record
 
-    def bucket_set(self, key: str, value: Mapping[str, Any], timeout: int) -> None:
-        """Store ``value`` (a msgpack-able mapping) for ``timeout`` seconds, replacing any record."""
-        self.records.write(key, value, timeout, UPSERT)
+    def bucket_set(self, key: str, value: Mapping[str, Any], timeout: float) -> bool:
+        """Store ``value`` (a msgpack-able mapping) for ``timeout`` seconds, replacing any record.
 
-    def bucket_add(self, key: str, value: Mapping[str, Any], timeout: int) -> bool:
+        ``True`` when stored; a ``timeout`` <= 0 deletes the record and gives ``False``."""
+        return self._write(key, value, timeout, UPSERT)
+
+    def bucket_add(self, key: str, value: Mapping[str, Any], timeout: float) -> bool:
         """Store ``value`` only if no live record has ``key``; ``True`` if stored."""
-        return self.records.write(key, value, timeout, CREATE)
+        return self._write(key, value, timeout, CREATE)
 
-    def bucket_replace(self, key: str, value: Mapping[str, Any], timeout: int) -> bool:
+    def bucket_replace(self, key: str, value: Mapping[str, Any], timeout: float) -> bool:
         """Overwrite a live record only (an expired or deleted one stays gone); ``True`` if stored."""
-        return self.records.write(key, value, timeout, UPDATE)
+        return self._write(key, value, timeout, UPDATE)
 
     def bucket_exists(self, key: str) -> bool:
         """Whether a live record has ``key``."""
-        return self.records.exists(key)
+        return self.records.exists(_record_key(key))
 
     def bucket_delete(self, key: str) -> None:
         """Remove the record (and its overflow key, if it has one)."""
-        self.records.delete(key)
+        self.records.delete(_record_key(key))
+
+    def _write(self, key: str, value: Mapping[str, Any], timeout: float, mode: int) -> bool:
+        key = _record_key(key)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"a bucket record is a mapping (a dict), not {type(value).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+            raise TypeError(f"timeout must be a number of seconds > 0, not {timeout!r} (records always expire)")
+        ttl = -int(-timeout // 1)  # whole seconds, rounded up: 0.5 s lives 1 s
+        stored = self.records.write(key, value, ttl, mode)
+        return stored and ttl > 0
+
+
+def _record_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"a bucket record key is a non-empty str, not {key!r}")
+    if len(key) > MAX_RECORD_KEY_LENGTH:
+        raise ValueError(f"a bucket record key is at most {MAX_RECORD_KEY_LENGTH} characters")
+    return key
 
 
 def redis_cache(alias: str) -> DjangoRedisCache:
@@ -87,16 +102,24 @@ def redis_cache(alias: str) -> DjangoRedisCache:
     return cache
 
 
+def build_sessions(client: DefaultClient, backend: BaseCache, options: SessionOptions) -> Sessions:
+    kind = HashSessions if options.use_hash else StringSessions
+    return kind(client, backend, options)
+
+
 def sessions_for(alias: str) -> Sessions:
-    """The session storage of a cache alias (built once per client)."""
+    """The session storage of a cache alias, built on first use and kept on its client
+    (Django makes a cache object, and so a client, per thread and per asyncio task)."""
     cache = redis_cache(alias)
     client = cache.client
-    if isinstance(client, SessionClient):
-        return client.sessions
-    sessions = getattr(client, "_cache_sessions", None)
+    sessions: Sessions | None = getattr(client, "_cache_sessions", None)
     if sessions is None:
-        # A stock django-redis client (e.g. DefaultClient): same storage, options read
-        # here, kept on the client so that both go away together.
+        if isinstance(client, ShardClient):
+            raise ImproperlyConfigured(
+                f"CACHES[{alias!r}] uses django-redis's ShardClient, which has no single redis-py client "
+                f"for all keys: cache_sessions needs one server (or a Sentinel group). Use "
+                f"OPTIONS['CLIENT_CLASS'] = 'cache_sessions.client.SessionClient' on one server."
+            )
         options = SessionOptions.from_options(getattr(client, "_options", {}))
         sessions = client._cache_sessions = build_sessions(client, cache, options)
     return sessions

@@ -13,7 +13,8 @@ then the optional expiry, then the payload, compressed or not. Because the
 header names the format and the codec, changing ``COMPRESS_LIB`` or
 ``COMPRESS_MIN_LENGTH`` never makes stored sessions unreadable, and bytes
 that do not follow the format are rejected with ``CorruptSession`` instead of
-being guessed at.
+being guessed at. Decoding is bounded: a payload that is, or decompresses
+to, more than ``max_size`` bytes is refused before it is unpacked.
 
 Format 2 spends one byte where Django spends a long string: top-level keys
 found in ``KEY_TABLE`` are stored as their index (a msgpack int), values
@@ -26,20 +27,21 @@ from ~206 to ~79 bytes before compression. Tables are append-only.
 from __future__ import annotations
 
 import datetime
-import importlib
-import re
 import struct
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import msgpack
+
+from . import compression
+from .compression import Oversized
 
 PLAIN, COMPACT = 1, 2  # format versions; both are read forever
 HAS_EXPIRY = 0x08
 CODEC_MASK = 0x07
 OVERFLOW = 6  # in the codec bits: the value is stored under an overflow key
 _EXPIRY = struct.Struct(">I")
+DEFAULT_MAX_SIZE = 1 << 20  # MAX_SESSION_BYTES: msgpack bytes of one session, before compression
 
 # Append only: the index of an entry is what is stored.
 KEY_TABLE: tuple[str, ...] = (
@@ -70,7 +72,7 @@ VALUE_TABLE: tuple[str, ...] = (
 _TABLE_VALUE, _HEX_VALUE = 1, 2  # msgpack ext type codes of format 2
 _KEY_INDEX = {key: index for index, key in enumerate(KEY_TABLE)}
 _VALUE_EXT = {value: msgpack.ExtType(_TABLE_VALUE, bytes((index,))) for index, value in enumerate(VALUE_TABLE)}
-_HEX = re.compile(r"(?:[0-9a-f]{2}){8,}\Z")
+_HEX_DIGITS = "0123456789abcdef"
 
 
 class CorruptSession(ValueError):
@@ -81,52 +83,8 @@ class UnencodableSession(TypeError):
     """A session value has a type msgpack cannot store."""
 
 
-class Compressor(Protocol):
-    def compress(self, data: bytes, /) -> bytes: ...
-    def decompress(self, data: bytes, /) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class CodecSpec:
-    id: int
-    module: str
-
-
-# Codec ids are written into stored values: never renumber them.
-CODECS: dict[str, CodecSpec] = {
-    "": CodecSpec(0, ""),
-    "snappy": CodecSpec(1, "snappy"),
-    "zlib": CodecSpec(2, "zlib"),
-    "lzma": CodecSpec(3, "lzma"),
-    "lz4": CodecSpec(4, "lz4.frame"),
-    "zstd": CodecSpec(5, "zstandard"),
-}
-CUSTOM_CODEC_ID = 7  # whatever COMPRESS_LIB names when it is a dotted path
-
-
-def load_compressor(name: str) -> tuple[int, Compressor | None]:
-    """Resolve a ``COMPRESS_LIB`` value to ``(codec id, compressor)``.
-
-    ``name`` is one of ``CODECS`` or a dotted path to a module, class or
-    object with ``compress``/``decompress``. Raises ``ImportError`` or
-    ``TypeError`` with a readable message.
-    """
-    spec = CODECS.get(name)
-    if spec is not None:
-        if not spec.module:
-            return spec.id, None
-        return spec.id, importlib.import_module(spec.module)
-    from django.utils.module_loading import import_string
-
-    try:
-        target: Any = importlib.import_module(name)
-    except ImportError:
-        target = import_string(name)
-    if isinstance(target, type):
-        target = target()
-    if not (callable(getattr(target, "compress", None)) and callable(getattr(target, "decompress", None))):
-        raise TypeError(f"{name!r} has no compress()/decompress() functions")
-    return CUSTOM_CODEC_ID, target
+class SessionTooLarge(UnencodableSession):
+    """A session is larger than ``MAX_SESSION_BYTES``."""
 
 
 def _default(value: Any) -> Any:
@@ -136,6 +94,11 @@ def _default(value: Any) -> Any:
 
 
 _PACK_OPTIONS: dict[str, Any] = {"default": _default, "datetime": True, "use_bin_type": True}
+
+
+def _is_hex(value: str) -> bool:
+    """Even-length lowercase hex of 16+ characters (linear: ``str.strip`` in C, no regex)."""
+    return len(value) >= 16 and not len(value) & 1 and not value.strip(_HEX_DIGITS)
 
 
 def _compact(session: Mapping[Any, Any]) -> dict[Any, Any] | None:
@@ -148,7 +111,7 @@ def _compact(session: Mapping[Any, Any]) -> dict[Any, Any] | None:
             ext = _VALUE_EXT.get(value)
             if ext is not None:
                 value = ext
-            elif len(value) >= 16 and not len(value) & 1 and _HEX.match(value):
+            elif _is_hex(value):
                 value = msgpack.ExtType(_HEX_VALUE, bytes.fromhex(value))
         out[_KEY_INDEX.get(key, key)] = value
     return out
@@ -163,21 +126,49 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def _expand(compact: dict[Any, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in compact.items():
+        if type(key) is int:
+            if not 0 <= key < len(KEY_TABLE):
+                raise CorruptSession(f"key index {key} outside the static table")
+            key = KEY_TABLE[key]
+        out[key] = value
+    return out
+
+
+def _unpack(payload: bytes | memoryview, version: int) -> Any:
+    options: dict[str, Any] = {"timestamp": 3, "strict_map_key": False}
+    if version == COMPACT:
+        options["ext_hook"] = _ext_hook
     try:
-        return {KEY_TABLE[key] if type(key) is int else key: value for key, value in compact.items()}
-    except IndexError:
-        raise CorruptSession("key index outside the static table") from None
+        return msgpack.unpackb(payload, **options)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+    # A tuple (or frozenset) dict key was packed as an array, which unpacks as an
+    # unhashable list: read it back as a tuple (rare, so the slower path).
+    return msgpack.unpackb(payload, object_pairs_hook=_pairs_to_dict, **options)
+
+
+def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_as_tuple(key) if type(key) is list else key: value for key, value in pairs}
+
+
+def _as_tuple(items: list[Any]) -> tuple[Any, ...]:
+    return tuple(_as_tuple(item) if type(item) is list else item for item in items)
 
 
 class Codec:
     """Turns a session dict into header + msgpack (+ compression), and back."""
 
-    def __init__(self, compress_lib: str = "snappy", min_length: int = 400) -> None:
-        self.codec_id, self.compressor = load_compressor(compress_lib)
+    def __init__(self, compress_lib: str = "snappy", min_length: int = 400, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.compression = compression.load(compress_lib)
+        self.codec_id = self.compression.id if self.compression else compression.NONE_ID
         self.min_length = min_length
-        self._decompressors: dict[int, Callable[[bytes], bytes]] = {}
-        if self.compressor is not None:
-            self._decompressors[self.codec_id] = self.compressor.decompress
+        self.max_size = max_size
+        self._decompressors: dict[int, compression.Decompress] = {}
+        if self.compression is not None:
+            self._decompressors[self.codec_id] = self.compression.decompress
 
     def encode(self, session: Mapping[str, Any], expires_at: int | None = None) -> bytes:
         compact = _compact(session)
@@ -186,9 +177,15 @@ class Codec:
             payload = msgpack.packb(session if compact is None else compact, **_PACK_OPTIONS)
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnencodableSession(_explain(session, exc)) from exc
+        if len(payload) > self.max_size:
+            raise SessionTooLarge(
+                f"The session is {len(payload):,} bytes of msgpack, over the limit of {self.max_size:,} "
+                f"(OPTIONS['MAX_SESSION_BYTES']): keep large data in a database or a file store, "
+                f"and its id in the session."
+            )
         codec_id = 0
-        if self.compressor is not None and len(payload) >= self.min_length:
-            compressed = self.compressor.compress(payload)
+        if self.compression is not None and len(payload) >= self.min_length:
+            compressed = self.compression.compress(payload)
             if len(compressed) < len(payload):
                 payload, codec_id = compressed, self.codec_id
         header = (PLAIN if compact is None else COMPACT) << 4 | codec_id
@@ -199,42 +196,43 @@ class Codec:
     def decode(self, data: bytes) -> tuple[dict[str, Any], int | None]:
         """Return ``(session dict, absolute expiry or None)``.
 
-        Raises ``CorruptSession`` for anything that is not a value we wrote.
+        Raises ``CorruptSession`` for anything that is not a value we wrote,
+        and for payloads over ``max_size`` bytes once decompressed.
         """
         version, codec_id, expires_at, start = read_header(data)
         if codec_id == OVERFLOW:
             raise CorruptSession("an overflow pointer, not a session")
-        payload = memoryview(data)[start:]
+        payload: bytes | memoryview = memoryview(data)[start:]
         try:
             if codec_id:
-                payload = self._decompressor(codec_id)(bytes(payload))
-            if version == COMPACT:
-                session = msgpack.unpackb(payload, ext_hook=_ext_hook, timestamp=3, strict_map_key=False)
-            else:
-                session = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
+                payload = self._decompressor(codec_id)(bytes(payload), self.max_size)
+            elif len(payload) > self.max_size:
+                raise Oversized(self.max_size)
+            session = _unpack(payload, version)
         except CorruptSession:
             raise
+        except Oversized:
+            raise CorruptSession(f"payload over {self.max_size:,} bytes (MAX_SESSION_BYTES)") from None
         except Exception as exc:  # every decompressor and msgpack has its own errors
             raise CorruptSession(f"undecodable payload ({type(exc).__name__}: {exc})") from exc
         if not isinstance(session, dict):
             raise CorruptSession(f"payload is a {type(session).__name__}, not a map")
         return (_expand(session) if version == COMPACT else session), expires_at
 
-    def _decompressor(self, codec_id: int) -> Callable[[bytes], bytes]:
+    def _decompressor(self, codec_id: int) -> compression.Decompress:
         try:
             return self._decompressors[codec_id]
         except KeyError:
             pass
-        name = next((n for n, spec in CODECS.items() if spec.id == codec_id), None)
+        name = compression.builtin_name(codec_id)
         if name is None:
             raise CorruptSession(f"codec {codec_id} is not the configured COMPRESS_LIB")
         try:
-            _, compressor = load_compressor(name)
+            decompress = compression.builtin(name).decompress
         except ImportError as exc:
             raise CorruptSession(f"value is compressed with {name!r}, which is not installed") from exc
-        assert compressor is not None
-        self._decompressors[codec_id] = compressor.decompress
-        return compressor.decompress
+        self._decompressors[codec_id] = decompress
+        return decompress
 
 
 def read_header(data: bytes) -> tuple[int, int, int | None, int]:
@@ -255,6 +253,11 @@ def read_header(data: bytes) -> tuple[int, int, int | None, int]:
 def overflow_pointer(expires_at: int) -> bytes:
     """What a bucket holds for a session stored under its overflow key."""
     return bytes((COMPACT << 4 | HAS_EXPIRY | OVERFLOW,)) + _EXPIRY.pack(expires_at)
+
+
+def is_overflow_pointer(data: bytes) -> bool:
+    """Whether a bucket value is a pointer to an overflow key (see ``lua.py`` for the same test in Lua)."""
+    return len(data) == 5 and data[0] & CODEC_MASK == OVERFLOW
 
 
 def _explain(session: Mapping[str, Any], exc: Exception) -> str:

@@ -1,20 +1,25 @@
 """Session options of a cache alias: the one place they are read and checked.
 
 They live in the alias's ``OPTIONS`` beside django-redis's own, under the names
-django-redisession used. ``SessionOptions.from_options`` runs once per client.
+django-redisession used. ``SessionOptions.from_options`` runs when sessions
+first use a client, never when the client is built: an alias used only as a
+cache keeps working whatever these options say. Names nobody knows are
+reported by the system checks (``unknown_options``), not raised: they may
+belong to a third-party serializer or connection factory.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.retry import Retry
 
-from . import keys
-from .codec import Codec
+from . import errors, keys
+from .codec import DEFAULT_MAX_SIZE, Codec
 
 DEFAULTS: dict[str, Any] = {
     "USE_HASH": True,
@@ -26,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "COMPRESS_LIB": "snappy",
     "COMPRESS_MIN_LENGTH": 400,
     "LOG_KEY_ERROR": False,
+    "MAX_SESSION_BYTES": DEFAULT_MAX_SIZE,  # msgpack bytes of one session: larger saves are refused, loads ignored
+    "RETRY": errors.DEFAULT_RETRIES,  # retries of a session operation after a lost connection or a timeout
+    "DEGRADED_READS": False,  # middleware: Redis down on a GET/HEAD -> an empty read-only session, not a 503
+    "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
 }
 
 # Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
@@ -68,24 +77,27 @@ class SessionOptions:
     hash_max_inline: int | None
     codec: Codec
     log_key_error: bool
+    retry: Retry
+    degraded_reads: bool
+    retry_after: int
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
-        unknown = sorted(set(options) - set(DEFAULTS) - DJANGO_REDIS_OPTIONS)
-        if unknown:
-            name = unknown[0]
-            close = difflib.get_close_matches(name, [*DEFAULTS, *DJANGO_REDIS_OPTIONS], n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ImproperlyConfigured(f"Unknown cache OPTIONS key {name!r}.{hint}")
-        values = {**DEFAULTS, **options}
+        """Check and resolve the session options (``ImproperlyConfigured`` for a bad value)."""
+        values = {**DEFAULTS, **{name: value for name, value in options.items() if name in DEFAULTS}}
         min_length = _int(values, "COMPRESS_MIN_LENGTH", 0)
         buckets = _int(values, "BUCKETS", 1)
         inline = None if values["HASH_MAX_INLINE"] is None else _int(values, "HASH_MAX_INLINE", 5)
+        max_size = _int(values, "MAX_SESSION_BYTES", 1)
         compress_lib = values["COMPRESS_LIB"] or ""
         try:
-            codec = Codec(compress_lib, min_length)
+            codec = Codec(compress_lib, min_length, max_size)
         except (ImportError, TypeError) as exc:
             raise ImproperlyConfigured(f"OPTIONS['COMPRESS_LIB'] = {compress_lib!r}: {exc}") from exc
+        try:
+            retry = errors.retry_policy(values["RETRY"])
+        except TypeError as exc:
+            raise ImproperlyConfigured(f"OPTIONS['RETRY'] {exc}") from exc
         return cls(
             use_hash=bool(values["USE_HASH"]),
             buckets=buckets,
@@ -95,7 +107,23 @@ class SessionOptions:
             hash_max_inline=inline,
             codec=codec,
             log_key_error=bool(values["LOG_KEY_ERROR"]),
+            retry=retry,
+            degraded_reads=bool(values["DEGRADED_READS"]),
+            retry_after=_int(values, "RETRY_AFTER", 0),
         )
+
+    def for_records(self) -> SessionOptions:
+        """The options of app records (``bucket_*``): any str key, so the default generators."""
+        return replace(self, key_generator=None, hash_key_generator=None)
+
+
+def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """OPTIONS names neither cache_sessions nor Django/django-redis know, each with the closest known name."""
+    known = [*DEFAULTS, *DJANGO_REDIS_OPTIONS]
+    return [
+        (str(name), next(iter(difflib.get_close_matches(str(name), known, n=1)), None))
+        for name in sorted(set(options) - set(known), key=str)
+    ]
 
 
 def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:

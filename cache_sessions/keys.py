@@ -46,15 +46,18 @@ def text(session_key: str) -> bytes:
     return session_key.encode("ascii")
 
 
-def namespace(key_func: Callable[[str, str, Any], str], key_prefix: str, version: int, marker: str = "s") -> bytes:
+def namespace(key_prefix: str, version: int, marker: str = "s") -> bytes:
     """The prefix of every session name of an alias: ``<KEY_PREFIX>:s<VERSION>:``.
 
-    Django's key function puts the (integer) version where this puts
-    ``s<VERSION>``, so no cache key made through the alias can ever equal a
-    session key, while ``KEY_PREFIX`` and ``VERSION`` still apply. App records
-    kept in buckets (``SessionClient.bucket_*``) use the marker ``r``.
+    Django's default key function makes ``<KEY_PREFIX>:<VERSION>:<key>`` with
+    an integer version, so no cache key made through the alias can ever equal
+    a session name, while ``KEY_PREFIX`` and ``VERSION`` still apply. The
+    alias's ``KEY_FUNCTION`` is not used here: it is documented to take an
+    integer version, and what it makes of cache keys is no business of the
+    sessions. App records kept in buckets (``SessionClient.bucket_*``) use the
+    marker ``r``.
     """
-    return key_func("", key_prefix, f"{marker}{version}").encode()
+    return f"{key_prefix}:{marker}{version}:".encode()
 
 
 def load_callable(value: Any, option: str) -> Callable[..., Any]:

@@ -10,7 +10,26 @@ that follows one atomic step, whatever the web servers' clocks say. A 5-byte
 value whose codec bits are 6 is a pointer: the session itself is the string
 at ``<bucket>:<field>``, kept out of the bucket because it is larger than the
 server's ``hash-max-listpack-value``.
+
+Each script is sent with EVALSHA of its SHA1, computed here once; a server
+that does not know it yet (new, restarted, flushed, or a promoted replica)
+answers NOSCRIPT and gets SCRIPT LOAD, then the EVALSHA again.
 """
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Script:
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
 
 PRELUDE = """
 local function expiry(v)
@@ -49,28 +68,35 @@ local now = tonumber(redis.call('TIME')[1])
 # KEYS: bucket, overflow key. ARGV: field. Returns the stored value, or the
 # value a pointer points at (so a big session also loads in one round trip),
 # or nil. Measured: as fast as a plain HGET from redis-py.
-LOAD = """
+LOAD = Script(
+    """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and #v == 5 and string.byte(v, 1) % 8 == 6 then return redis.call('GET', KEYS[2]) end
 return v
 """
+)
 
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
 # the overflow key ('' when it fits the bucket), ttl (> 0), mode ('1'
 # create, '0' update, '2' either), how many fields to sweep for expiry (0: none).
-# Create refuses a live field; update refuses a missing or expired one (it
-# never resurrects). The bucket's TTL is raised to cover the longest-lived
+# Create refuses a live field, unless it holds exactly what this call writes:
+# then it is this very create, retried after its reply was lost, and succeeds
+# again without writing. Update refuses a missing or expired field (it never
+# resurrects). The bucket's TTL is raised to cover the longest-lived
 # session, never lowered, so a bucket whose sessions all expired goes away.
 # A write with a sweep limit also removes expired fields of its bucket:
 # all of them when the bucket is that small, else that many chosen at random.
-WRITE = (
+WRITE = Script(
     PRELUDE
     + """
 local bucket, field = KEYS[1], ARGV[1]
 local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[6])
 local old = redis.call('HGET', bucket, field)
 if ARGV[5] == '1' then
-  if alive(old, now) then return 0 end
+  if alive(old, now) then
+    local mine = old == ARGV[2] and (ARGV[3] == '' or redis.call('GET', KEYS[2]) == ARGV[3])
+    return mine and 1 or 0
+  end
 elseif ARGV[5] == '0' and not alive(old, now) then
   if old then drop(bucket, field, old) end
   return 0
@@ -96,7 +122,7 @@ return 1
 )
 
 # KEYS: bucket, overflow key. ARGV: field.
-DELETE = (
+DELETE = Script(
     PRELUDE
     + """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -109,13 +135,27 @@ return v and 1 or 0
 )
 
 # KEYS: bucket. ARGV: HSCAN cursor, HSCAN count, '1' for a dry run.
-# Returns {next cursor, fields seen, expired fields (removed unless dry run)}.
+# Returns {next cursor, fields seen, expired fields (removed unless dry run)},
+# or {'0', -1, 0} when the key is not a hash (not a bucket: left alone).
 # HSCAN's COUNT bounds the work of one call on a large (hashtable) bucket; a
 # compact bucket is small by construction and is read in one step.
-SWEEP = (
+SWEEP = Script(
     PRELUDE
     + """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return {'0', -1, 0} end
 local page = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], now, ARGV[3] == '1')}
+"""
+)
+
+# String mode's create on servers without SET NX GET (before Redis 7.0).
+# KEYS: the session key. ARGV: value, ttl. Returns 1 when stored, or when the
+# key already holds exactly this value (this create, retried), else 0.
+CREATE_STRING = Script(
+    """
+local old = redis.call('GET', KEYS[1])
+if old then return old == ARGV[1] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
 """
 )

@@ -1,25 +1,30 @@
-"""Session storage on one Redis: every operation is a single round trip.
+"""Session storage: what each operation sends to Redis, and sending it.
+
+A storage mode turns an operation into a ``Call``: one command (often an
+EVALSHA) and the function that reads its reply. ``Sessions.execute`` sends
+it through the alias's redis-py client with the ``RETRY`` policy and turns
+redis-py's errors into the engine's (``errors.py``); an asyncio executor can
+run the very same calls. Every operation is one round trip.
 
 ``StringSessions`` keeps each session under a key of its own and lets Redis
-expire it. It talks to redis-py through the django-redis client of the alias
-(``client.get_client()``), so it shares that client's connection pool, and it
-works the same on our ``SessionClient`` and on django-redis's stock
-``DefaultClient``.
+expire it; ``buckets.HashSessions`` keeps sessions as fields of bucket
+hashes. Both talk to Redis through the django-redis client of the alias
+(``client.get_client()``), so they share its connection pool, on our
+``SessionClient`` and on django-redis's stock clients alike.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import keys
+from . import errors, facts, keys, lua
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -31,35 +36,42 @@ if TYPE_CHECKING:
 
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
-F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-def reported(method: F) -> F:
-    """Turn redis-py's connection failures into django-redis's ``ConnectionInterrupted``.
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One round trip: the command to send and how to read its reply."""
 
-    redis-py has already retried with backoff (its ``Retry``) by then. The
-    error is raised, never swallowed: a Redis outage must not look like an
-    empty session, which would log the user out and overwrite their data.
-    """
+    args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
+    parse: Callable[[Any], T]
+    script: lua.Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
+    options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
+    fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
 
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise ConnectionInterrupted(connection=None) from exc
 
-    return wrapper  # type: ignore[return-value]
+def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
+
+
+def answer(value: T) -> Call[T]:
+    """A call that needs no round trip."""
+    return Call(None, lambda _: value)
+
+
+def _ignore(error: Exception) -> None:
+    pass  # redis-py has already dropped the broken connection
 
 
 class Sessions:
-    """What both storage modes share: the client, the codec, the namespace."""
+    """What both storage modes share: the client, the codec, the namespace, the executor."""
 
     def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
         self.client = client
         self.options = options
         self.codec = options.codec
-        self.prefix = keys.namespace(backend.key_func, backend.key_prefix, backend.version, namespace)
+        self.retry = options.retry
+        self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
 
     def redis(self) -> Redis:
         # Always the primary: a replica that lags behind would log users out.
@@ -74,20 +86,55 @@ class Sessions:
             raise TypeError(f"{generator!r} returned {name!r}: it must return non-empty bytes or str")
         return name
 
-    # The contract of a storage mode (each method: one round trip).
+    # Sending -------------------------------------------------------------
+
+    def execute(self, call: Call[T]) -> T:
+        """Send ``call`` (retried by the RETRY policy) and read its reply."""
+        if call.args is None:
+            return call.parse(None)
+        redis = self.redis()
+        try:
+            reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
+        except ResponseError as exc:
+            if call.fallback is None or "syntax error" not in str(exc):
+                raise errors.translate(exc) from exc
+            return self.execute(call.fallback())
+        except (RedisError, TimeoutError) as exc:
+            raise errors.translate(exc) from exc
+        return call.parse(reply)
+
+    # The contract of a storage mode: each operation is one Call.
+
     def load(self, session_key: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+        return self.execute(self.load_call(session_key))
 
     def exists(self, session_key: str) -> bool:
-        raise NotImplementedError
+        return self.execute(self.exists_call(session_key))
 
-    def create(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
-        raise NotImplementedError
+    def create(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        """Store a new session; ``False`` if a live one has the key."""
+        return self.execute(self.create_call(session_key, session, ttl))
 
-    def update(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
-        raise NotImplementedError
+    def update(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        """Overwrite a live session; ``False`` if it is missing or expired (never resurrects)."""
+        return self.execute(self.update_call(session_key, session, ttl))
 
     def delete(self, session_key: str) -> None:
+        self.execute(self.delete_call(session_key))
+
+    def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
+        raise NotImplementedError
+
+    def exists_call(self, session_key: str) -> Call[bool]:
+        raise NotImplementedError
+
+    def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        raise NotImplementedError
+
+    def update_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        raise NotImplementedError
+
+    def delete_call(self, session_key: str) -> Call[None]:
         raise NotImplementedError
 
     def clear_expired(self) -> None:
@@ -114,6 +161,17 @@ class Sessions:
         return session
 
 
+def _send(redis: Redis, call: Call[Any]) -> Any:
+    assert call.args is not None
+    try:
+        return redis.execute_command(*call.args, **call.options)
+    except NoScriptError:  # a new, restarted or flushed server, or a promoted replica
+        if call.script is None:
+            raise
+        redis.script_load(call.script.source)
+        return redis.execute_command(*call.args, **call.options)
+
+
 class StringSessions(Sessions):
     """One Redis string per session, named ``<KEY_PREFIX>:s<VERSION>:<KEY_GENERATOR(key)>``."""
 
@@ -127,37 +185,42 @@ class StringSessions(Sessions):
         """Where and how a session is stored (for humans: debug pages, shells)."""
         key = self.redis_key(session_key)
         redis = self.redis()
-        return {"mode": "string", "key": key, "ttl": redis.ttl(key), "bytes": redis.strlen(key)}
+        with errors.translated():
+            return {"mode": "string", "key": key, "ttl": redis.ttl(key), "bytes": redis.strlen(key)}
 
-    @reported
-    def load(self, session_key: str) -> dict[str, Any] | None:
-        return self.decode(self.redis().get(self.redis_key(session_key)))
+    def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
+        return Call(("GET", self.redis_key(session_key)), self.decode)
 
-    @reported
-    def exists(self, session_key: str) -> bool:
-        return bool(self.redis().exists(self.redis_key(session_key)))
+    def exists_call(self, session_key: str) -> Call[bool]:
+        return Call(("EXISTS", self.redis_key(session_key)), bool)
 
-    @reported
-    def create(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
-        """Store a new session; ``False`` if the key is taken (``SET NX``)."""
+    def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        """``SET NX GET``: stored, or the key already holds exactly this value (this very
+        create, retried after its reply was lost): both succeed; anything else is taken."""
         if ttl <= 0:
-            return True  # expired on arrival: nothing to store
-        value = self.codec.encode(session)
-        return bool(self.redis().set(self.redis_key(session_key), value, ex=ttl, nx=True))
+            return answer(True)  # expired on arrival: nothing to store
+        key, value = self.redis_key(session_key), self.codec.encode(session)
+        script = evalsha(lua.CREATE_STRING, [key], [value, ttl], bool)
+        server = facts.of(self.redis())
+        if not server.set_nx_get:
+            return script
 
-    @reported
-    def update(self, session_key: str, session: dict[str, Any], ttl: int) -> bool:
-        """Overwrite a live session; ``False`` if it is gone (``SET XX``: never resurrects)."""
+        def before_redis_7() -> Call[bool]:
+            server.set_nx_get = False
+            return script
+
+        command = ("SET", key, value, "EX", ttl, "NX", "GET")
+        return Call(command, lambda old: old is None or old == value, options={"get": True}, fallback=before_redis_7)
+
+    def update_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        """``SET XX``: a session deleted meanwhile stays deleted. Repeating it is harmless."""
         key = self.redis_key(session_key)
         if ttl <= 0:
-            self.redis().delete(key)
-            return True
-        value = self.codec.encode(session)
-        return bool(self.redis().set(key, value, ex=ttl, xx=True))
+            return Call(("DEL", key), lambda _: True)
+        return Call(("SET", key, self.codec.encode(session), "EX", ttl, "XX"), bool)
 
-    @reported
-    def delete(self, session_key: str) -> None:
-        self.redis().delete(self.redis_key(session_key))
+    def delete_call(self, session_key: str) -> Call[None]:
+        return Call(("DEL", self.redis_key(session_key)), lambda _: None)
 
     def clear_expired(self) -> None:
         """Redis expires string keys itself: nothing to sweep."""

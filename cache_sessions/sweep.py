@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from redis.exceptions import ResponseError
-
-from .buckets import HashSessions, bucket_name
+from . import lua
+from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
+from .storage import evalsha
 
 SCAN_COUNT = 1000
 
@@ -26,28 +26,46 @@ def _glob_escape(raw: bytes) -> bytes:
 
 
 def bucket_pattern(sessions: HashSessions) -> bytes:
-    return _glob_escape(sessions.prefix) + (b"h{*}" if sessions.default_buckets() else b"*")
+    return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
 def all_buckets(sessions: HashSessions) -> Iterator[bytes]:
     """Every bucket, found with SCAN (never KEYS) over the bucket pattern."""
     redis = sessions.redis()
-    yield from redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash")
+    for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
+        if is_bucket_name(sessions, key):
+            yield key
+
+
+def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
+    """Whether ``key`` can be a bucket of ``sessions``: inside its namespace, and with
+    the default names, exactly ``h{<hex>}`` (not an overflow key, not anything else)."""
+    if not key.startswith(sessions.prefix):
+        return False
+    if sessions.default_buckets():
+        return BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
+    return True
 
 
 def sample_buckets(sessions: HashSessions, size: int) -> list[bytes]:
-    """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets."""
+    """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets.
+
+    Whatever the chooser returns, only names that can be buckets of these
+    sessions are kept (each once): a sweep never touches other data, e.g. the
+    hashes a chooser built on RANDOMKEY finds elsewhere in the database.
+    """
     redis = sessions.redis()
     chooser = sessions.options.hash_keys_check_for_expiry
     if chooser is not None:
-        return [key.encode() if isinstance(key, str) else key for key in chooser(redis)]
+        chosen = (key.encode() if isinstance(key, str) else key for key in chooser(redis))
+        return list(dict.fromkeys(key for key in chosen if isinstance(key, bytes) and is_bucket_name(sessions, key)))
     if sessions.default_buckets():
         numbers = random.sample(range(sessions.buckets), min(size, sessions.buckets))
         return [sessions.prefix + bucket_name(number) for number in numbers]
     pipe = redis.pipeline(transaction=False)
     for _ in range(size):
         pipe.randomkey()
-    return sorted({key for key in pipe.execute() if key and key.startswith(sessions.prefix)})
+    return list(dict.fromkeys(key for key in pipe.execute() if key and is_bucket_name(sessions, key)))
 
 
 @dataclass
@@ -91,15 +109,13 @@ def sweep(
 
 def _sweep_bucket(sessions: HashSessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> bool:
     """Page through one bucket, adding to ``report``; False if the key is not a bucket."""
-    cursor = 0
+    cursor: bytes | int = 0
     while True:
         call_started = time.monotonic()
-        try:
-            cursor, seen, expired = sessions.run("SWEEP", [bucket], [cursor, batch_size, int(dry_run)])
-        except ResponseError as exc:
-            if "WRONGTYPE" not in str(exc):
-                raise
-            return False  # a sampled key that is not a bucket
+        call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
+        cursor, seen, expired = sessions.execute(call)
+        if seen < 0:
+            return False  # not a hash: not a bucket
         report.longest_call = max(report.longest_call, time.monotonic() - call_started)
         report.calls += 1
         report.fields += seen

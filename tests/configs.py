@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from tests.redis_stats import CountingConnection
 from tests.servers import standalone
 
 OURS = "cache_sessions.cache.RedisCache"
@@ -20,12 +21,14 @@ def _has(module: str) -> bool:
 
 
 def _config(db: int, backend: str = OURS, prefix: str = "", version: int = 1, **options: Any) -> dict[str, Any]:
+    """A cache alias on DB ``db`` whose connections count round trips (``tests.redis_stats``)."""
+    pool_kwargs = {"connection_class": CountingConnection, **options.pop("CONNECTION_POOL_KWARGS", {})}
     return {
         "BACKEND": backend,
         "LOCATION": f"{standalone().url}/{db}",
         "KEY_PREFIX": prefix,
         "VERSION": version,
-        "OPTIONS": options,
+        "OPTIONS": {**options, "CONNECTION_POOL_KWARGS": pool_kwargs},
     }
 
 

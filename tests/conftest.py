@@ -8,7 +8,14 @@ from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
+from cache_sessions import facts
 from tests.configs import CONFIGS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_server_facts() -> None:
+    """Each test learns the servers' facts (listpack limits...) anew: some tests reconfigure them."""
+    facts.forget()
 
 
 @pytest.fixture(params=sorted(CONFIGS))

@@ -1,34 +1,85 @@
-"""Count the commands a Redis server receives from clients (MONITOR).
+"""Count round trips where they happen: on the client's sockets.
 
-Commands that a Lua script runs are not round trips and are left out; so are
-the counting's own commands.
+Every alias of the test configurations uses ``CountingConnection`` (through
+``CONNECTION_POOL_KWARGS``). Each call of ``send_packed_command`` is one
+write to the socket, answered by one read: one round trip, however many
+commands it carries (a pipeline). MONITOR on the server would miss some
+commands (Redis hides CONFIG from it) and cannot tell a pipeline from
+separate calls.
 """
 
 from __future__ import annotations
 
-import uuid
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
-from redis import Redis
+from redis.connection import Connection, UnixDomainSocketConnection
+
+
+@dataclass
+class Sent:
+    """What clients sent while counting: ``round_trips`` and ``{command: count}``."""
+
+    round_trips: int = 0
+    commands: Counter[str] = field(default_factory=Counter)
+
+
+_lock = threading.Lock()
+_active: list[Sent] = []
+
+
+def _command_names(packed: Iterable[bytes | memoryview]) -> list[str]:
+    """The command names in RESP arrays of bulk strings (``*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n``)."""
+    data = b"".join(bytes(chunk) for chunk in packed)
+    names, position = [], 0
+    while position < len(data):
+        end = data.index(b"\r\n", position)
+        count = int(data[position + 1 : end])
+        position = end + 2
+        for index in range(count):
+            end = data.index(b"\r\n", position)
+            length = int(data[position + 1 : end])
+            argument = data[end + 2 : end + 2 + length]
+            if index == 0:
+                names.append(argument.decode().lower())
+            position = end + 2 + length + 2
+    return names
+
+
+def _record(command: Any) -> None:
+    if not _active:
+        return
+    names = _command_names([command] if isinstance(command, (bytes, str)) else command)
+    with _lock:
+        for sent in _active:
+            sent.round_trips += 1
+            sent.commands.update(names)
+
+
+class CountingConnection(Connection):
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _record(command)
+        super().send_packed_command(command, check_health)
+
+
+class CountingUnixConnection(UnixDomainSocketConnection):
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _record(command)
+        super().send_packed_command(command, check_health)
 
 
 @contextmanager
-def commands_received(redis: Redis) -> Iterator[Counter[str]]:
-    """Yield a Counter that, on exit, holds ``{command: calls}`` sent by clients."""
-    counted: Counter[str] = Counter()
-    marker = f"end-of-count-{uuid.uuid4().hex}"
-    pool = redis.connection_pool
-    watcher = Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs))
-    redis.ping()  # the client's pooled connection is open before counting starts
-    with watcher.monitor() as monitor:
-        yield counted
-        redis.echo(marker)
-        while True:
-            command = monitor.next_command()
-            if marker in command["command"]:
-                break
-            if command["client_type"] != "lua":
-                counted[command["command"].split(" ", 1)[0].lower()] += 1
-    watcher.close()
+def sent_by_clients() -> Iterator[Sent]:
+    """Count what every counting connection of this process sends inside the block (all threads)."""
+    sent = Sent()
+    with _lock:
+        _active.append(sent)
+    try:
+        yield sent
+    finally:
+        with _lock:
+            _active.remove(sent)

@@ -7,12 +7,13 @@ import zlib
 
 import pytest
 
-from cache_sessions.codec import CODECS, Codec, CorruptSession, UnencodableSession
+from cache_sessions.codec import Codec, CorruptSession, SessionTooLarge, UnencodableSession
+from cache_sessions.compression import BUILTIN
 
 
 def _available() -> list[str]:
     names = []
-    for name in CODECS:
+    for name in ["", *BUILTIN]:
         try:
             Codec(name)
         except ImportError:
@@ -82,7 +83,7 @@ def test_round_trip_and_header_names_the_codec(name):
     codec = Codec(name, 0)
     data = codec.encode(BIG)
     assert data[0] >> 4 == 2
-    assert data[0] & 0x07 == (CODECS[name].id if name else 0)
+    assert data[0] & 0x07 == (BUILTIN[name][0] if name else 0)
     assert codec.decode(data) == (BIG, None)
 
 
@@ -97,7 +98,7 @@ def test_below_min_length_is_not_compressed():
     codec = Codec("zlib", 400)
     small = {"a": "x" * 100}
     assert codec.encode(small)[0] & 0x07 == 0
-    assert codec.encode({"a": "x" * 1000})[0] & 0x07 == CODECS["zlib"].id
+    assert codec.encode({"a": "x" * 1000})[0] & 0x07 == BUILTIN["zlib"][0]
 
 
 def test_incompressible_payload_is_stored_plain():
@@ -141,6 +142,7 @@ class BestZlib:
         b"\x10\x93\x01\x02\x03",  # a list, not a map
         b"\x16whatever",  # an overflow pointer is not a session
         b"\x20\x81\x7f\xa1a",  # key index outside the static table
+        b"\x20\x81\xff\xa1a",  # a negative key index (-1) is not an index from the end
         b"\x20\x81\xa1a\xd4\x01\x7f",  # value index outside the static table
         b"\x20\x81\xa1a\xd4\x09\x00",  # unknown ext type
         b"\x80\x04\x95\x00\x00",  # a pickle never gets unpickled
@@ -165,3 +167,87 @@ def test_unknown_compress_lib_is_an_import_error():
         Codec("no_such_compressor_module")
     with pytest.raises(TypeError, match="compress"):
         Codec("json")
+
+
+# Bounded decoding: a hostile value in Redis costs a bounded amount of memory and time.
+
+LIMIT = 64 * 1024
+
+
+def _compressed(name: str, payload: bytes) -> bytes:
+    """A stored value (format 1, no expiry) of ``payload`` compressed with ``name``."""
+    from cache_sessions.compression import builtin
+
+    compression = builtin(name)
+    return bytes((0x10 | compression.id,)) + compression.compress(payload)
+
+
+def _big_map(size: int) -> bytes:
+    """A msgpack map {"a": <str of about ``size`` bytes>}."""
+    import msgpack
+
+    return msgpack.packb({"a": "x" * size})
+
+
+@pytest.mark.parametrize("name", [name for name in AVAILABLE if name])
+def test_a_payload_that_inflates_past_the_limit_is_corrupt(name):
+    codec = Codec(name, 0, max_size=LIMIT)
+    assert codec.decode(_compressed(name, _big_map(LIMIT - 100)))[0]["a"] == "x" * (LIMIT - 100)
+    with pytest.raises(CorruptSession, match="MAX_SESSION_BYTES"):
+        codec.decode(_compressed(name, _big_map(LIMIT + 1)))
+
+
+@pytest.mark.parametrize("name", [name for name in AVAILABLE if name])
+def test_a_compression_bomb_is_refused_without_inflating_it(name):
+    import tracemalloc
+
+    bomb = _compressed(name, _big_map(64 << 20))  # 64 MiB of "x", a few KB compressed
+    codec = Codec(name, 0, max_size=LIMIT)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptSession):
+            codec.decode(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The compressed value itself is read (snappy's ratio is at most ~21:1), and lzma's
+    # decoder sets up its dictionary (8 MiB at the default preset, capped by memlimit).
+    decoder = 16 << 20 if name == "lzma" else 0
+    assert peak < 2 * len(bomb) + 4 * LIMIT + 256 * 1024 + decoder, f"{name}: {len(bomb)} bytes allocated {peak}"
+
+
+def test_an_uncompressed_payload_over_the_limit_is_corrupt():
+    with pytest.raises(CorruptSession, match="MAX_SESSION_BYTES"):
+        Codec("", max_size=LIMIT).decode(b"\x10" + _big_map(LIMIT))
+
+
+def test_a_session_over_the_limit_is_refused_at_save():
+    codec = Codec("snappy", max_size=LIMIT)
+    codec.encode({"a": "x" * (LIMIT - 100)})
+    with pytest.raises(SessionTooLarge, match="MAX_SESSION_BYTES"):
+        codec.encode({"a": "x" * LIMIT})
+    assert issubclass(SessionTooLarge, UnencodableSession)
+
+
+def test_hex_compaction_is_linear_in_memory():
+    import tracemalloc
+
+    text = "ab" * (2 << 20)  # 4 MiB of lowercase hex
+    codec = Codec("", max_size=16 << 20)
+    tracemalloc.start()
+    try:
+        data = codec.encode({"h": text})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(data) < len(text) // 2 + 100  # stored as raw bytes
+    assert peak < 3 * len(text), peak  # was ~60x with the regex
+    assert codec.decode(data)[0] == {"h": text}
+
+
+def test_tuple_and_frozenset_keys_load_back_as_tuples():
+    codec = Codec()
+    session = {"cart": {("sku", 1): 2, (("nested", 3), "x"): [1]}, "f": {frozenset({7}): "seven"}}
+    loaded = codec.decode(codec.encode(session))[0]
+    assert loaded["cart"] == {("sku", 1): 2, (("nested", 3), "x"): [1]}
+    assert loaded["f"] == {(7,): "seven"}

@@ -13,8 +13,9 @@ from django.test import override_settings
 from redis import Redis
 
 import cache_sessions
+from cache_sessions import facts
 from cache_sessions.backend import SessionStore
-from cache_sessions.client import SessionClient
+from cache_sessions.client import SessionClient, sessions_for
 from tests.configs import CONFIGS, STRING, STRING_CONFIGS, _config
 
 pytestmark = pytest.mark.django_db(databases=[])
@@ -35,8 +36,6 @@ def _flush_db13():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"COMPRES_LIB": "zlib"}, "Unknown cache OPTIONS key 'COMPRES_LIB'. Did you mean 'COMPRESS_LIB'?"),
-        ({"FOO": 1}, "Unknown cache OPTIONS key 'FOO'"),
         ({"BUCKETS": 0}, "OPTIONS['BUCKETS'] must be an int >= 1"),
         ({"HASH_MAX_INLINE": 2}, "OPTIONS['HASH_MAX_INLINE'] must be an int >= 5"),
         ({"HASH_KEY_GENERATOR": "no.such.function"}, "OPTIONS['HASH_KEY_GENERATOR']: cannot import"),
@@ -46,12 +45,66 @@ def _flush_db13():
         ({"COMPRESS_MIN_LENGTH": -1}, "COMPRESS_MIN_LENGTH'] must be an int"),
         ({"KEY_GENERATOR": "no.such.function"}, "OPTIONS['KEY_GENERATOR']: cannot import"),
         ({"KEY_GENERATOR": 42}, "must be a callable"),
+        ({"MAX_SESSION_BYTES": 0}, "OPTIONS['MAX_SESSION_BYTES'] must be an int >= 1"),
+        ({"RETRY": -1}, "OPTIONS['RETRY'] must be an int >= 0 or a redis.retry.Retry"),
+        ({"RETRY": "3"}, "OPTIONS['RETRY'] must be an int >= 0 or a redis.retry.Retry"),
     ],
 )
 def test_bad_options_say_what_is_wrong(options, message):
     with sessions_alias(**options), pytest.raises(ImproperlyConfigured) as info:
         SessionStore().save()
     assert message in str(info.value)
+
+
+def test_unknown_options_never_break_the_cache_or_the_sessions():
+    """A name meant for a third-party serializer or connection factory, or a typo, is the
+    system checks' business (W004 with the likely name); the alias keeps working."""
+    with sessions_alias(COMPRES_LIB="zlib", THIRD_PARTY_SETTING={"a": 1}):
+        cache = caches["sessions"]
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+        session = SessionStore()
+        session["x"] = 1
+        session.save()
+        assert SessionStore(session.session_key)["x"] == 1
+        messages = [m for m in run_checks(tags=["caches"]) if m.id == "cache_sessions.W004"]
+    assert [m.msg.split("'")[5] for m in messages] == ["COMPRES_LIB", "THIRD_PARTY_SETTING"]
+    assert messages[0].hint == "Did you mean 'COMPRESS_LIB'?"
+    assert messages[1].hint is None
+
+
+def int_version_key_function(key: str, key_prefix: str, version: int) -> str:
+    """As Django documents KEY_FUNCTION: the version is an int."""
+    return f"{key_prefix}:{version:05d}:{key}"
+
+
+def test_a_key_function_that_formats_the_version_as_an_int():
+    with (
+        sessions_alias(),
+        override_settings(
+            CACHES={"default": LOCMEM, "sessions": {**_config(13), "KEY_FUNCTION": int_version_key_function}}
+        ),
+    ):
+        cache = caches["sessions"]
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+        assert cache_sessions.get_client("sessions").get(b":00001:k") is not None
+        session = SessionStore()
+        session["x"] = 1
+        session.save()
+        assert SessionStore(session.session_key)["x"] == 1
+        assert check_ids() == []
+
+
+def test_bad_session_options_do_not_break_the_cache():
+    """The session side never takes the alias hostage: session options are read when
+    sessions use the alias (and by the system checks), not when the cache is built."""
+    with sessions_alias(BUCKETS=0, COMPRESS_LIB="nonexistent_lib"):
+        cache = caches["sessions"]
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+        with pytest.raises(ImproperlyConfigured):
+            SessionStore().save()
 
 
 def test_django_redis_options_are_accepted():
@@ -81,7 +134,7 @@ def test_alias_is_read_when_used():
     session = SessionStore()
     with sessions_alias():
         session.save()
-        assert caches["sessions"].client.sessions.exists(session.session_key)
+        assert sessions_for("sessions").exists(session.session_key)
 
 
 def test_backend_defaults_to_our_client_and_keeps_an_explicit_one():
@@ -96,7 +149,7 @@ def test_raw_client_is_shared_with_sessions():
         raw = cache_sessions.get_client("sessions")
         assert isinstance(raw, Redis)
         assert raw is caches["sessions"].get_client(write=True)
-        assert raw.connection_pool is caches["sessions"].client.sessions.redis().connection_pool
+        assert raw.connection_pool is sessions_for("sessions").redis().connection_pool
         assert raw.ping()
 
 
@@ -183,12 +236,31 @@ def test_checks_pass_on_a_good_alias():
 
 @pytest.mark.parametrize(
     "caches_setting",
-    [{"default": LOCMEM}, {"default": LOCMEM, "sessions": LOCMEM}, {"default": LOCMEM, "sessions": _config(13, FOO=1)}],
-    ids=["missing", "locmem", "bad-option"],
+    [
+        {"default": LOCMEM},
+        {"default": LOCMEM, "sessions": LOCMEM},
+        {"default": LOCMEM, "sessions": _config(13, BUCKETS=0)},
+        {"default": LOCMEM, "sessions": _config(13, CLIENT_CLASS="django_redis.client.ShardClient")},
+        {"default": LOCMEM, "sessions": _config(13, CLIENT_CLASS="tests.test_config.BrokenClient")},
+    ],
+    ids=["missing", "locmem", "bad-option", "shard-client", "broken-client"],
 )
 def test_checks_report_a_bad_alias(caches_setting):
     with override_settings(CACHES=caches_setting):
         assert check_ids() == ["cache_sessions.E001"]
+
+
+class BrokenClient(SessionClient):
+    """A client that fails in a way nobody planned for: the check reports it, never crashes."""
+
+    def get_client(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("surprise")
+
+
+def test_shard_client_gets_a_clear_error():
+    with sessions_alias(CLIENT_CLASS="django_redis.client.ShardClient"), pytest.raises(ImproperlyConfigured) as info:
+        SessionStore().save()
+    assert "ShardClient" in str(info.value)
 
 
 def broken_generator(session_key: str) -> bytes:
@@ -205,17 +277,63 @@ def test_checks_ignore_other_engines():
         assert check_ids() == []
 
 
-def test_checks_warn_about_listpack_limits_that_spoil_buckets():
+@pytest.fixture
+def server_limits():
+    """Set the test server's listpack limits for one test (and forget what the engine learnt)."""
+    raw = Redis.from_url(_config(13)["LOCATION"])
+    original = raw.config_get("hash-max-*")
+
+    def set_limits(value: int, entries: int = 512) -> None:
+        raw.config_set("hash-max-ziplist-value", value)
+        raw.config_set("hash-max-ziplist-entries", entries)
+        facts.forget()
+
+    yield set_limits
+    for name, value in original.items():
+        raw.config_set(name, value)
+    facts.forget()
+
+
+def logged_in() -> SessionStore:
+    session = SessionStore()
+    session.update(
+        {
+            "_auth_user_id": "1",
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": "ab" * 32,
+            "_csrftoken": "Q2xDm6vbv8hl0pQyWRMoWBPg7pPW3sE3",
+        }
+    )
+    session.save()
+    return session
+
+
+def test_w001_warns_only_when_stored_sessions_overflow(server_limits):
+    with sessions_alias(BUCKETS=4):
+        server_limits(64)
+        assert check_ids() == []  # a new site: nothing stored, nothing to warn about
+        small = SessionStore()
+        small["_auth_user_id"] = "1"  # a default Django login is ~49 bytes: fits 64
+        small.save()
+        assert check_ids() == []
+        for _ in range(8):
+            logged_in()  # ~85 bytes with a CSRF token in the session: overflows
+        assert check_ids() == ["cache_sessions.W001"]
+        server_limits(256)
+        assert check_ids() == []
+
+
+def test_w002_warns_about_a_low_entries_limit(server_limits):
     with sessions_alias():
-        raw = cache_sessions.get_client("sessions")
-        original = raw.config_get("hash-max-*")
-        try:
-            raw.config_set("hash-max-ziplist-value", 64)
-            raw.config_set("hash-max-ziplist-entries", 128)
-            assert check_ids() == ["cache_sessions.W001", "cache_sessions.W002"]
-        finally:
-            for name, value in original.items():
-                raw.config_set(name, value)
+        server_limits(256, 128)
+        assert check_ids() == ["cache_sessions.W002"]
+
+
+def test_w005_warns_when_hash_max_inline_is_above_the_server_limit(server_limits):
+    with sessions_alias(HASH_MAX_INLINE=300):
+        server_limits(256)
+        assert check_ids() == ["cache_sessions.W005"]
+    with sessions_alias(HASH_MAX_INLINE=200):
         assert check_ids() == []
 
 
@@ -230,8 +348,10 @@ def config_forbidden():
     """The server refuses CONFIG, as managed Redis services often do."""
     raw = Redis.from_url(_config(13)["LOCATION"])
     raw.execute_command("ACL", "SETUSER", "default", "-config")
+    facts.forget()
     yield
     raw.execute_command("ACL", "SETUSER", "default", "+config")
+    facts.forget()
 
 
 def test_checks_warn_when_config_cannot_be_read(config_forbidden):

@@ -1,11 +1,17 @@
-"""Each contract operation costs exactly one command on the server."""
+"""Each contract operation costs exactly one round trip, counted on the client's sockets."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.core.cache import caches
+from django.test import override_settings
 
-from tests.redis_stats import commands_received
+from cache_sessions import facts
+from tests.configs import _config
+from tests.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -31,58 +37,82 @@ def stored(SessionStore, redis):
     return session.session_key
 
 
-def total(received) -> int:
-    return sum(received.values())
-
-
-def test_load_is_one_command(SessionStore, redis, stored, expect):
-    with commands_received(redis) as received:
+def test_load_is_one_round_trip(SessionStore, stored, expect):
+    with sent_by_clients() as sent:
         assert SessionStore(stored)["token"] == "t" * 32
-    assert received == {expect["load"]: 1}  # also when it lives under an overflow key
+    assert (sent.round_trips, sent.commands) == (1, {expect["load"]: 1})  # also under an overflow key
 
 
-def test_save_of_existing_session_is_one_command(SessionStore, redis, stored, expect):
+def test_save_of_existing_session_is_one_round_trip(SessionStore, stored, expect):
     session = SessionStore(stored)
     assert session["_auth_user_id"] == "1"  # loaded before counting
     session["n"] = 1
-    with commands_received(redis) as received:
+    with sent_by_clients() as sent:
         session.save()
-    assert received == {expect["save"]: 1}
+    assert (sent.round_trips, sent.commands) == (1, {expect["save"]: 1})
 
 
-def test_whole_request_is_two_round_trips(SessionStore, redis, stored):
-    with commands_received(redis) as received:
+def test_whole_request_is_two_round_trips(SessionStore, stored):
+    with sent_by_clients() as sent:
         session = SessionStore(stored)
         session["n"] = session.get("n", 0) + 1
         session.save()
-    assert total(received) == 2
+    assert sent.round_trips == 2
 
 
-def test_create_is_one_command(SessionStore, redis, stored, expect):
-    with commands_received(redis) as received:
+def test_create_is_one_round_trip(SessionStore, stored, expect):
+    with sent_by_clients() as sent:
         session = SessionStore()
         session["x"] = 1
         session.save()
-    assert received == {expect["create"]: 1}
+    assert (sent.round_trips, sent.commands) == (1, {expect["create"]: 1})
 
 
-def test_failed_update_is_one_command(SessionStore, redis, stored, expect):
+def test_failed_update_is_one_round_trip(SessionStore, stored, expect):
     session = SessionStore(stored)
     session["n"] = 1
     SessionStore(stored).delete()
-    with commands_received(redis) as received, pytest.raises(UpdateError):
+    with sent_by_clients() as sent, pytest.raises(UpdateError):
         session.save()
-    assert received == {expect["save"]: 1}
+    assert (sent.round_trips, sent.commands) == (1, {expect["save"]: 1})
 
 
-def test_failed_create_is_one_command(SessionStore, redis, stored, expect):
-    with commands_received(redis) as received, pytest.raises(CreateError):
+def test_failed_create_is_one_round_trip(SessionStore, stored, expect):
+    with sent_by_clients() as sent, pytest.raises(CreateError):
         SessionStore(stored).save(must_create=True)
-    assert received == {expect["create"]: 1}
+    assert (sent.round_trips, sent.commands) == (1, {expect["create"]: 1})
 
 
 @pytest.mark.parametrize("operation", ["exists", "delete"])
-def test_exists_and_delete_are_one_command(SessionStore, redis, stored, expect, operation):
-    with commands_received(redis) as received:
+def test_exists_and_delete_are_one_round_trip(SessionStore, stored, expect, operation):
+    with sent_by_clients() as sent:
         getattr(SessionStore(), operation)(stored)
-    assert received == {expect[operation]: 1}
+    assert (sent.round_trips, sent.commands) == (1, {expect[operation]: 1})
+
+
+def test_the_listpack_limit_is_read_once_per_process_not_per_thread():
+    """Django makes a cache object (so a client) per thread; the server's limit is a
+    fact about the server, read with one CONFIG GET for all of them."""
+    from cache_sessions.backend import SessionStore
+
+    facts.forget()
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            session = SessionStore()
+            session["x"] = 1
+            session.save()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with override_settings(CACHES={"sessions": _config(7)}), sent_by_clients() as sent:
+        threads = [threading.Thread(target=request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        caches["sessions"].client.get_client().flushdb()
+    assert not errors
+    assert sent.commands["config"] == 1
+    assert sent.commands["evalsha"] >= 8

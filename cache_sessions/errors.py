@@ -1,0 +1,114 @@
+"""What a failed session operation raises: the one place Redis errors are judged.
+
+``SessionStoreUnavailable`` means "try again soon" (the server is down,
+restarting, a read-only replica after a failover, out of memory): a request
+can get a 503 with ``Retry-After`` (``middleware.py``). Every other failure of
+the store is a ``SessionStoreError`` (a permission the Redis user lacks, wrong
+credentials, a foreign key in the session namespace): a bug to fix, not to
+retry. Neither is ever turned into an empty session, which would log the
+user out and overwrite their data on the next save.
+
+Transient connection failures are retried first, with backoff, by the
+``RETRY`` policy of the alias (``retry_policy``): every session write is
+idempotent for its own retry, so a retried write never applies twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django_redis.exceptions import ConnectionInterrupted
+from redis import exceptions as redis_errors
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
+
+DEFAULT_RETRIES = 2
+# Waits of 50-100 ms, then 100-200 ms: long enough for a dropped connection to be
+# replaced, short enough that an outage is reported within a request's patience.
+DEFAULT_BACKOFF = EqualJitterBackoff(cap=0.5, base=0.05)
+
+
+class SessionStoreError(Exception):
+    """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
+
+
+class SessionStoreUnavailable(SessionStoreError, ConnectionInterrupted):
+    """The session store cannot serve this request now; retrying later may work.
+
+    A ``ConnectionInterrupted`` too, so code written for django-redis catches it.
+    """
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.connection = None
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+# Failures of the connection or of the server's state, not of the request.
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,  # refused, reset, closed; also LOADING (BusyLoadingError)
+    redis_errors.TimeoutError,
+    TimeoutError,
+    redis_errors.ReadOnlyError,  # a replica, e.g. an old primary after a failover
+    redis_errors.OutOfMemoryError,  # maxmemory reached with noeviction: writes refused
+    redis_errors.ClusterDownError,  # also MASTERDOWN
+    redis_errors.TryAgainError,
+)
+# ...except these, which no retry will cure.
+_PERMANENT: tuple[type[Exception], ...] = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+)
+
+_HINTS: dict[type[Exception], str] = {
+    redis_errors.OutOfMemoryError: "Redis reached maxmemory and refuses writes",
+    redis_errors.ReadOnlyError: "the server is a read-only replica",
+    redis_errors.BusyLoadingError: "Redis is loading its dataset after a restart",
+    redis_errors.NoPermissionError: "the Redis user lacks a permission the session engine needs (see README, ACL)",
+    redis_errors.AuthenticationError: "Redis refused the credentials of the alias",
+    redis_errors.AuthorizationError: "Redis refused the credentials of the alias",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _PERMANENT)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
+    memory does not free itself within a backoff, so READONLY and OOM are reported at once.)"""
+    return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
+        isinstance(exc, _PERMANENT)
+    )
+
+
+def translate(exc: redis_errors.RedisError | OSError) -> SessionStoreError:
+    """The session-store error for a redis-py error (raise it ``from exc``)."""
+    hint = next((text for kind, text in _HINTS.items() if isinstance(exc, kind)), "")
+    if not hint and "WRONGTYPE" in str(exc):
+        hint = "a key in the session namespace holds another Redis type (something else wrote there)"
+    message = f"Redis {type(exc).__name__}: {exc}" + (f" ({hint})" if hint else "")
+    if is_transient(exc):
+        return SessionStoreUnavailable(message)
+    return SessionStoreError(message)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Raise redis-py errors of the block as session-store errors."""
+    try:
+        yield
+    except (redis_errors.RedisError, TimeoutError) as exc:
+        raise translate(exc) from exc
+
+
+def retry_policy(value: object) -> Retry:
+    """The ``RETRY`` option: a number of retries (exponential backoff with jitter) or a ``redis.retry.Retry``."""
+    if isinstance(value, Retry):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Retry(DEFAULT_BACKOFF, value)
+    raise TypeError(f"must be an int >= 0 or a redis.retry.Retry, not {value!r}")

@@ -1,0 +1,86 @@
+"""What the engine learns about a Redis server, once per process.
+
+Django builds a cache object, and so a django-redis client, per thread and
+per asyncio task; facts about the server (its listpack limits, whether it
+knows ``SET ... NX GET``) must not be re-read by each of them. They are kept
+here, per server (address, unix socket or Sentinel service, and the user,
+since ACLs decide what ``CONFIG GET`` may read), for the life of the process:
+a later ``CONFIG SET`` is seen after a restart of the web process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+DEFAULT_INLINE_LIMIT = 64  # Redis's own default hash-max-listpack-value
+
+
+@dataclass
+class ServerFacts:
+    # (hash-max-listpack-entries, hash-max-listpack-value); None until read, (None, None) if CONFIG is refused.
+    listpack_limits: tuple[int | None, int | None] | None = None
+    # SET with both NX and GET (Redis 7.0+). Assumed until a server answers "syntax error".
+    set_nx_get: bool = True
+    # Held while a fact is read from the server, so that threads starting together ask once.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+_facts: dict[tuple[Any, ...], ServerFacts] = {}
+_lock = threading.Lock()
+
+
+def server_id(redis: Any) -> tuple[Any, ...]:
+    """Which server (and user) a redis-py client talks to."""
+    pool = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    return (
+        kwargs.get("host"),
+        kwargs.get("port"),
+        kwargs.get("path"),
+        getattr(pool, "service_name", None),
+        kwargs.get("username"),
+    )
+
+
+def of(redis: Any) -> ServerFacts:
+    """The facts of the server behind ``redis`` (an empty record the first time)."""
+    key = server_id(redis)
+    facts = _facts.get(key)
+    if facts is None:
+        with _lock:
+            facts = _facts.setdefault(key, ServerFacts())
+    return facts
+
+
+def listpack_limits(redis: Any) -> tuple[int | None, int | None]:
+    """``(hash-max-listpack-entries, hash-max-listpack-value)``, read with one ``CONFIG GET``
+    per server and process; ``(None, None)`` when CONFIG is disabled, renamed or forbidden."""
+    facts = of(redis)
+    limits = facts.listpack_limits
+    if limits is None:
+        with facts.lock:
+            limits = facts.listpack_limits
+            if limits is None:
+                limits = facts.listpack_limits = read_listpack_limits(redis)
+    return limits
+
+
+def read_listpack_limits(redis: Any) -> tuple[int | None, int | None]:
+    """Ask the server (every time: for checks and benchmarks)."""
+    try:
+        config = redis.config_get("hash-max-*")
+    except ResponseError:
+        return None, None
+    entries = config.get("hash-max-listpack-entries", config.get("hash-max-ziplist-entries"))
+    value = config.get("hash-max-listpack-value", config.get("hash-max-ziplist-value"))
+    return (int(entries) if entries is not None else None), (int(value) if value is not None else None)
+
+
+def forget() -> None:
+    """Drop everything learnt (tests that reconfigure a server)."""
+    with _lock:
+        _facts.clear()

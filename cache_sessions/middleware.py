@@ -1,0 +1,74 @@
+"""``SessionMiddleware``: Django's, plus an honest answer when Redis is unavailable.
+
+Put ``"cache_sessions.middleware.SessionMiddleware"`` where
+``"django.contrib.sessions.middleware.SessionMiddleware"`` was. Then a request
+whose session the store could not load or save (``SessionStoreUnavailable``:
+Redis down, restarting, read-only after a failover, out of memory) gets a
+``503 Service Unavailable`` with ``Retry-After`` instead of a 500. With
+``OPTIONS["DEGRADED_READS"] = True`` on the alias, a ``GET``/``HEAD``/``OPTIONS``
+request goes on with an empty, read-only session instead (the user looks
+logged out for that one page): it is never saved, the cookie is left as it
+is, and the response is marked uncacheable, so the user's real session is
+there again on the first request after Redis is back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.http import HttpRequest, HttpResponse
+from django.template import TemplateDoesNotExist, loader
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+
+from .backend import SessionStore
+from .errors import SessionStoreUnavailable
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        session = request.session
+        if isinstance(session, SessionStore) and request.method in READ_ONLY_METHODS:
+            session.degraded_reads = session._storage.options.degraded_reads
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        session: Any = getattr(request, "session", None)
+        if getattr(session, "degraded", False):
+            patch_vary_headers(response, ("Cookie",))
+            add_never_cache_headers(response)
+            return response  # no save, no Set-Cookie: the real session is untouched
+        try:
+            response = super().process_response(request, response)
+        except SessionStoreUnavailable as exc:  # the save at the end of the request
+            return self.unavailable(request, exc)
+        failure = getattr(session, "unavailable", None)
+        if failure is not None and response.status_code == 500:  # the view (or a middleware) hit it
+            return self.unavailable(request, failure, response)
+        return response
+
+    def unavailable(
+        self, request: HttpRequest, exc: SessionStoreUnavailable, response: HttpResponse | None = None
+    ) -> HttpResponse:
+        """A 503 with Retry-After (``503.html`` if a template exists; with DEBUG, the
+        technical error page, as a 503)."""
+        session: Any = getattr(request, "session", None)
+        retry_after = session._storage.options.retry_after if isinstance(session, SessionStore) else 5
+        if response is None or not settings.DEBUG:
+            try:
+                body = loader.render_to_string("503.html", {"retry_after": retry_after}, request)
+                content_type = "text/html; charset=utf-8"
+            except TemplateDoesNotExist:
+                body = "The service is temporarily unavailable. Please try again in a moment.\n"
+                content_type = "text/plain; charset=utf-8"
+            response = HttpResponse(body, status=503, content_type=content_type)
+        else:
+            response.status_code = 503
+            response.reason_phrase = "Service Unavailable"
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
+        add_never_cache_headers(response)
+        return response
