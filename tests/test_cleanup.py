@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from io import StringIO
 
@@ -170,3 +171,47 @@ def test_stats_count_overflow_keys(hash_alias):
     populate(live=3, expired=0)
     output = cleanuprs("--stats")
     assert "overflow keys (sessions too big for a bucket): 1" in output
+
+
+def random_keys(redis):
+    """django-redisession's default HASH_KEYS_CHECK_FOR_EXPIRY: 100 x RANDOMKEY (duplicates and all)."""
+    return [redis.randomkey() for _ in range(100)]
+
+
+@pytest.mark.parametrize("hash_alias", [{"HASH_KEYS_CHECK_FOR_EXPIRY": random_keys}], indirect=True)
+def test_a_sweep_never_touches_data_outside_the_session_namespace(hash_alias):
+    """Hashes of the app and of django-redis's cache.hset, whose values happen to look like
+    expired sessions, in the same DB as the sessions: RANDOMKEY finds them, the sweep must not."""
+    expired_looking = Codec().encode({"x": 1}, expires_at=int(time.time()) - 10)
+    hash_alias.hset("app:stats", mapping={"a": expired_looking, "b": expired_looking})
+    hash_alias.hset(":1:cache-hash", "f", expired_looking)  # where django-redis's cache.hset writes
+    hash_alias.hset(":r1:h{1}", "f", expired_looking)  # app records (bucket_*) are not sessions either
+    populate(live=2, expired=20)
+    for _ in range(5):
+        cleanuprs()
+    assert hash_alias.hlen("app:stats") == 2
+    assert hash_alias.hlen(":1:cache-hash") == 1
+    assert hash_alias.hlen(":r1:h{1}") == 1
+    call_command("cleanuprs", "--all", stdout=StringIO())
+    assert hash_alias.hlen("app:stats") == 2
+    assert fields(hash_alias) == 2 + 1  # the live sessions, and the record bucket untouched
+
+
+def test_sample_buckets_are_deduplicated_and_filtered(hash_alias):
+    from cache_sessions.sweep import sample_buckets
+
+    populate(live=1, expired=0)
+    storage = SessionStore()._storage
+    bucket = storage.locate("a" * 32)[0]
+    chosen = [bucket, bucket.decode(), b"elsewhere", bucket + b":overflow", ":s1:h{zz}", bucket]
+    storage.options = dataclasses.replace(storage.options, hash_keys_check_for_expiry=lambda redis: chosen)
+    assert sample_buckets(storage, 100) == [bucket]
+
+
+def test_clear_expired_reports_an_outage_as_unavailable():
+    from cache_sessions.embedded import free_port
+    from cache_sessions.errors import SessionStoreUnavailable
+
+    dead = {**_config(15), "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    with override_settings(CACHES={"default": LOCMEM, "sessions": dead}), pytest.raises(SessionStoreUnavailable):
+        SessionStore.clear_expired()

@@ -185,7 +185,7 @@ def test_client_bucket_api(hash_alias):
     assert client.bucket_get("rate:alice") == {"hits": 1}
     assert client.bucket_replace("rate:alice", {"hits": 2}, 60)
     assert client.bucket_exists("rate:alice")
-    client.bucket_set("rate:alice", {"hits": 3}, 60)
+    assert client.bucket_set("rate:alice", {"hits": 3}, 60)
     assert client.bucket_get("rate:alice") == {"hits": 3}
     client.bucket_delete("rate:alice")
     assert not client.bucket_exists("rate:alice")
@@ -193,6 +193,39 @@ def test_client_bucket_api(hash_alias):
     assert client.bucket_get("rate:alice", default={}) == {}
     client.bucket_set("x", {"a": 1}, 60)
     assert all(key.startswith(b":r1:") for key in hash_alias.scan_iter())  # apart from sessions (":s1:")
+
+
+def test_client_bucket_api_timeouts(hash_alias):
+    client = caches["sessions"].client
+    assert client.bucket_set("t", {"a": 1}, 0.2)  # a float: whole seconds, rounded up
+    assert client.bucket_get("t") == {"a": 1}
+    assert client.bucket_set("t", {"a": 1}, 0) is False  # 0 or less: the record is gone, nothing stored
+    assert client.bucket_get("t") is None
+    assert client.bucket_add("t", {"a": 1}, -5) is False
+    assert client.bucket_get("t") is None
+    for timeout in (None, "60", float("inf"), float("nan"), True):
+        with pytest.raises(TypeError, match="timeout"):
+            client.bucket_set("t", {"a": 1}, timeout)
+    for key in (None, 42, b"bytes", ""):
+        with pytest.raises(TypeError, match="key"):
+            client.bucket_set(key, {"a": 1}, 60)
+    with pytest.raises(TypeError, match="mapping"):
+        client.bucket_set("t", ["not", "a", "dict"], 60)
+    assert client.bucket_get("t") is None
+
+
+@pytest.mark.parametrize("hash_alias", [{"KEY_GENERATOR": "tests.test_hash_mode.session_keys_only"}], indirect=True)
+def test_client_bucket_api_ignores_the_session_key_generators(hash_alias):
+    """Record keys are any str: they never go through generators written for session keys."""
+    client = caches["sessions"].client
+    assert client.bucket_set("rate:alice@example.com", {"hits": 1}, 60)
+    assert client.bucket_get("rate:alice@example.com") == {"hits": 1}
+
+
+def session_keys_only(session_key: str) -> bytes:
+    if not session_key.isalnum():
+        raise ValueError("a session key generator expects [a-z0-9]")
+    return session_key.encode()
 
 
 def test_scripts_are_reloaded_after_script_flush(hash_alias):

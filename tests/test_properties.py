@@ -1,0 +1,88 @@
+"""Every session that saves loads back equal, modulo the documented normalisations.
+
+Those are (README, "The stored value"): tuples, sets and frozensets come back as
+lists; a tuple or frozenset used as a dict key comes back as a tuple; bytearray
+as bytes; dict and str subclasses as dict and str; aware datetimes as UTC
+datetimes (equal instants). A session that cannot be stored fails its save with
+``UnencodableSession`` and stores nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cache_sessions.codec import KEY_TABLE, VALUE_TABLE, Codec, UnencodableSession
+
+UTC = datetime.UTC
+
+hex_text = st.binary(min_size=8, max_size=40).map(bytes.hex)
+texts = st.text(max_size=40) | st.sampled_from(VALUE_TABLE) | hex_text
+integers = st.integers(min_value=-(2**64), max_value=2**65)  # a little past what msgpack stores
+datetimes = st.datetimes(
+    min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+scalars = st.none() | st.booleans() | integers | st.floats(allow_nan=False) | texts | st.binary(max_size=40) | datetimes
+hashable = st.recursive(
+    st.none() | st.booleans() | integers | texts | st.binary(max_size=20),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
+    max_leaves=4,
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(hashable, max_size=3)
+        | st.dictionaries(hashable, inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+# "_session_expiry" is Django's own (set_expiry() writes it; anything else there is a bug).
+session_keys = st.sampled_from([key for key in KEY_TABLE if key != "_session_expiry"]) | texts | integers
+sessions = st.dictionaries(session_keys.filter(lambda key: key != "_session_expiry"), values, max_size=8)
+
+
+def normalised(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {normalised_key(key): normalised(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [normalised(item) for item in value]
+    if isinstance(value, bytearray):
+        return bytes(value)
+    return value
+
+
+def normalised_key(key: Any) -> Any:
+    if isinstance(key, (tuple, frozenset)):
+        return tuple(normalised_key(item) for item in key)
+    return key
+
+
+@settings(max_examples=400, deadline=None)
+@given(sessions, st.sampled_from(["", "snappy", "zlib"]), st.sampled_from([None, 1_700_000_000]))
+def test_codec_round_trip(session, compress_lib, expires_at):
+    codec = Codec(compress_lib, 0)
+    try:
+        data = codec.encode(session, expires_at=expires_at)
+    except UnencodableSession:
+        return  # e.g. an int beyond 64 bits: refused, nothing stored
+    assert codec.decode(data) == (normalised(session), expires_at)
+
+
+@pytest.mark.django_db(databases=[])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(session=sessions)
+def test_every_session_that_saves_loads_back_equal(SessionStore, session):
+    store = SessionStore()
+    store.update(session)
+    try:
+        store.save()
+    except UnencodableSession:
+        assert store.session_key is None or not SessionStore().exists(store.session_key)
+        return
+    assert dict(SessionStore(store.session_key).items()) == normalised(session)
