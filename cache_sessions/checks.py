@@ -13,7 +13,9 @@ check never crashes: whatever goes wrong while checking is itself reported.
   server's ``hash-max-listpack-entries`` is low; W003 the server's limits
   cannot be read; W004 an unknown OPTIONS name (with the likely intended
   one); W005 ``HASH_MAX_INLINE`` is above the server's limit;
-- I001 the server could not be reached.
+- I001 the server could not be reached;
+- W006 (``check --deploy`` only) the alias has no socket timeouts, so a
+  Redis that stops answering would hold every request forever.
 """
 
 from __future__ import annotations
@@ -166,3 +168,30 @@ def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, 
         return 0, 0
     values = [value for reply in replies for value in reply[1::2]]
     return sum(1 for value in values if is_overflow_pointer(value)), len(values)
+
+
+@checks.register(checks.Tags.caches, deploy=True)
+def check_timeouts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W006: without socket timeouts a hung Redis (or a network partition) hangs requests forever."""
+    if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    config = getattr(settings, "CACHES", {}).get(alias) or {}
+    options = config.get("OPTIONS") or {}
+    pool_kwargs = options.get("CONNECTION_POOL_KWARGS") or {}
+    location = str(config.get("LOCATION", ""))
+    missing = [
+        name
+        for name, kwarg in (("SOCKET_CONNECT_TIMEOUT", "socket_connect_timeout"), ("SOCKET_TIMEOUT", "socket_timeout"))
+        if options.get(name) is None and pool_kwargs.get(kwarg) is None and f"{kwarg}=" not in location
+    ]
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f"CACHES[{alias!r}] sets no {' or '.join(missing)}: a Redis that stops answering (a hung server, "
+            f"a network partition) would hold each request, and its worker, without limit.",
+            hint="For example OPTIONS['SOCKET_CONNECT_TIMEOUT'] = 1 and OPTIONS['SOCKET_TIMEOUT'] = 1 (seconds).",
+            id="cache_sessions.W006",
+        )
+    ]

@@ -388,3 +388,14 @@ def test_sessions_work_when_config_cannot_be_read(config_forbidden):
         session["x"] = "y" * 100  # over the assumed 64-byte limit: an overflow key
         session.save()
         assert SessionStore(session.session_key)["x"] == "y" * 100
+
+
+def test_deploy_check_wants_socket_timeouts():
+    def deploy_ids() -> list[str]:
+        return [m.id for m in run_checks(tags=["caches"], include_deployment_checks=True) if m.id.endswith("W006")]
+
+    with sessions_alias():
+        assert deploy_ids() == ["cache_sessions.W006"]
+        assert check_ids() == []  # only with --deploy
+    with sessions_alias(SOCKET_TIMEOUT=1, SOCKET_CONNECT_TIMEOUT=1):
+        assert deploy_ids() == []
