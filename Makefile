@@ -23,6 +23,7 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 demo: $(BIN)/.installed
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0

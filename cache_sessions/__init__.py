@@ -18,4 +18,5 @@ def get_client(alias: str = "default", *, write: bool = True) -> Redis:
     """
     from .client import redis_cache
 
-    return redis_cache(alias).client.get_client(write=write)
+    redis: Redis = redis_cache(alias).client.get_client(write=write)
+    return redis

@@ -113,7 +113,7 @@ class SessionStore(SessionBase):
             raise self.unavailable
         if self.session_key is None:
             return self.create()
-        session = self._get_session(no_load=must_create)
+        session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
         if self.session_key is None:  # loading just now found the session gone
             raise UpdateError
         # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.

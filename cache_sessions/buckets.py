@@ -156,7 +156,7 @@ class HashSessions(Sessions):
         bucket, field, overflow = self.locate(key)
         redis = self.redis()
         with errors.translated():
-            value = redis.hget(bucket, field) or b""
+            value = bytes(redis.hget(bucket, field) or b"")  # type: ignore[arg-type]
             pointer = is_overflow_pointer(value)
             stored = redis.get(overflow) if pointer else value
             return {

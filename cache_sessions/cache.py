@@ -20,4 +20,5 @@ class RedisCache(DjangoRedisCache):
     def get_client(self, key: Any = None, *, write: bool = True) -> Redis:
         """The raw redis-py client of this alias (``key`` is unused, kept for
         django-redis's signature). Sessions and your own commands share its pool."""
-        return self.client.get_client(write=write)
+        redis: Redis = self.client.get_client(write=write)
+        return redis

@@ -174,7 +174,7 @@ class Codec:
         compact = _compact(session)
         try:
             # packb, not a shared Packer: a client may be used from several threads.
-            payload = msgpack.packb(session if compact is None else compact, **_PACK_OPTIONS)
+            payload: bytes = msgpack.packb(session if compact is None else compact, **_PACK_OPTIONS)
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnencodableSession(_explain(session, exc)) from exc
         if len(payload) > self.max_size:

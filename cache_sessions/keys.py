@@ -69,4 +69,5 @@ def load_callable(value: Any, option: str) -> Callable[..., Any]:
             raise ImproperlyConfigured(f"OPTIONS[{option!r}]: cannot import {value!r}: {exc}") from exc
     if not callable(value):
         raise ImproperlyConfigured(f"OPTIONS[{option!r}] must be a callable or a dotted path to one, not {value!r}")
-    return value
+    function: Callable[..., Any] = value
+    return function

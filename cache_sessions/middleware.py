@@ -59,7 +59,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         retry_after = session._storage.options.retry_after if isinstance(session, SessionStore) else 5
         if response is None or not settings.DEBUG:
             try:
-                body = loader.render_to_string("503.html", {"retry_after": retry_after}, request)
+                body: str = loader.render_to_string("503.html", {"retry_after": retry_after}, request)
                 content_type = "text/html; charset=utf-8"
             except TemplateDoesNotExist:
                 body = "The service is temporarily unavailable. Please try again in a moment.\n"

@@ -75,7 +75,8 @@ class Sessions:
 
     def redis(self) -> Redis:
         # Always the primary: a replica that lags behind would log users out.
-        return self.client.get_client(write=True)
+        redis: Redis = self.client.get_client(write=True)
+        return redis
 
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
@@ -163,13 +164,14 @@ class Sessions:
 
 def _send(redis: Redis, call: Call[Any]) -> Any:
     assert call.args is not None
+    send: Callable[..., Any] = redis.execute_command  # untyped in redis-py
     try:
-        return redis.execute_command(*call.args, **call.options)
+        return send(*call.args, **call.options)
     except NoScriptError:  # a new, restarted or flushed server, or a promoted replica
         if call.script is None:
             raise
         redis.script_load(call.script.source)
-        return redis.execute_command(*call.args, **call.options)
+        return send(*call.args, **call.options)
 
 
 class StringSessions(Sessions):
