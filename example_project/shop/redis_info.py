@@ -57,21 +57,20 @@ def ttl(seconds: int) -> dict[str, str]:
 
 
 def printable(name: bytes) -> str:
-    """A Redis name as text: printable characters as they are, every other byte as ``\\xNN``.
+    """A Redis name as text: printable ASCII as it is, every other byte as ``\\xNN``.
 
-    A backslash is doubled, so the text maps back to exactly one name.
+    A backslash is doubled, so the text maps back to exactly one name. Bytes
+    past ASCII are escaped too: the binary digests in our names often happen
+    to form valid UTF-8 for some rare letter, shown as a blank box.
     """
-    text = name.decode(errors="surrogateescape")
     out = []
-    for char in text:
-        if char == "\\":
+    for byte in name:
+        if byte == 0x5C:
             out.append("\\\\")
-        elif "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        elif char.isprintable():
-            out.append(char)
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
         else:
-            out.append("".join(f"\\x{byte:02x}" for byte in char.encode()))
+            out.append(f"\\x{byte:02x}")
     return "".join(out)
 
 
