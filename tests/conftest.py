@@ -55,4 +55,4 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     server = standalone()
     version = ".".join(map(str, server.version()))
-    return [f"redis-server: {server.binary} ({version}); Django {django.get_version()}"]
+    return [f"server: {server.family().capitalize()} {version} ({server.binary}); Django {django.get_version()}"]

@@ -6,7 +6,7 @@ import functools
 
 from cache_sessions.embedded import RedisServer
 
-# What README recommends for hash mode (the name works on Redis 6.2 and 7.x).
+# What README recommends for hash mode (the old name works on Redis 6.2, 7.x and Valkey 9).
 RECOMMENDED = {"hash-max-ziplist-value": "256", "hash-max-ziplist-entries": "512"}
 
 

@@ -41,7 +41,7 @@ def test_values_round_trip(SessionStore):
         "tuple": (1, 2),
         "nested": {"a": {"b": [1, {"c": None}]}},
         "bytes": b"\x00\xff",
-        "aware": datetime.datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=datetime.timezone.utc),
+        "aware": datetime.datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=datetime.UTC),
         "big": "x" * 5000,
     }
     session = SessionStore()
@@ -104,7 +104,7 @@ def test_fractional_expiry_is_accepted(SessionStore, redis):
 def test_expiry_beyond_2106_is_stored(SessionStore):
     session = SessionStore()
     session["x"] = 1
-    session.set_expiry(datetime.datetime(2300, 1, 1, tzinfo=datetime.timezone.utc))
+    session.set_expiry(datetime.datetime(2300, 1, 1, tzinfo=datetime.UTC))
     session.save()
     assert SessionStore(session.session_key)["x"] == 1
 

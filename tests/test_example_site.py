@@ -9,6 +9,7 @@ one redis-server, flushed before each site starts.
 
 from __future__ import annotations
 
+import datetime
 import html
 import os
 import re
@@ -27,6 +28,7 @@ import pytest
 import redis
 
 from cache_sessions.buckets import bucket_name, bucket_number, digest
+from cache_sessions.codec import read_header
 from cache_sessions.conf import DEFAULTS
 from cache_sessions.embedded import RedisServer, free_port
 
@@ -227,28 +229,44 @@ def test_login_cart_session_logout(site: Site) -> None:
 
     cart = browser.post("/cart/", cart, {"action": "add", "sku": "MUG-02", "qty": "3"})
     assert "<td>MUG-02</td><td>Coffee mug</td><td>3</td>" in cart
-    assert element_text(cart, "visits") == "3"  # the redirect after the POST is a visit too
+    assert "Added Coffee mug (quantity 3) to the cart." in cart
+    assert element_text(cart, "visits") == "2"  # the page after the form is not a visit
     assert browser.cookie("sessionid") == session_key
+    cart = browser.get("/cart/")
+    assert element_text(cart, "visits") == "3"
+    assert "Added" not in cart  # a notice shows once
 
     page = browser.get("/session/")
-    redis_ttl = sessions_db.ttl(where.key)
-    assert element_text(page, "mode") == ("hash" if site.use_hash else "string")
-    assert element_text(page, "redis-key") == where.key.decode()
-    assert element_text(page, "redis-key-repr") == repr(where.key)
-    ttl = int(element_text(page, "ttl"))
-    assert 0 < ttl <= 14 * 24 * 3600
-    assert 0 <= ttl - redis_ttl <= 2  # read a moment before ours
+    now = time.time()
     value = where.value(sessions_db)
     assert value
+    assert element_text(page, "mode") == ("hash" if site.use_hash else "string")
+    assert element_text(page, "redis-key") == where.key.decode()  # ASCII: shown as is
+    assert "b&#x27;:s1:" not in page  # no bytes repr of a Redis name beside its text
+    assert element_text(page, "server").startswith(("Redis ", "Valkey "))
     assert int(element_text(page, "size")) == len(value)
+    expires = element_text(page, "expires")
+    assert re.fullmatch(r"in 13 days, 23 hours|in 14 days", expires), expires
     if where.field is not None:
+        # The session's own expiry, from the value's header, as an absolute time too.
+        expires_at = read_header(value)[2]
+        assert expires_at is not None
+        shown = datetime.datetime.strptime(element_text(page, "expires-at"), "%Y-%m-%d %H:%M:%S UTC")
+        assert shown.replace(tzinfo=datetime.UTC).timestamp() == expires_at
+        bucket_ttl = int(element_text(page, "bucket-ttl-seconds"))
+        assert 0 <= bucket_ttl - sessions_db.ttl(where.key) <= 2  # read a moment before ours
+        assert element_text(page, "bucket-ttl").startswith("in 13 days, 23 hours")
         assert element_text(page, "field") == where.field.hex()
         assert element_text(page, "overflow-key") == "none"
         assert int(element_text(page, "bucket-fields")) == sessions_db.hlen(where.key) >= 1
         encoding = sessions_db.object("encoding", where.key).decode()
-        assert element_text(page, "bucket-encoding") == encoding
         assert encoding in ("listpack", "ziplist")  # compact: the session fits in 256 bytes
+        expected = "listpack" if encoding == "listpack" else "listpack (Redis 6.2 calls it ziplist)"
+        assert element_text(page, "bucket-encoding") == expected
     else:
+        shown = datetime.datetime.strptime(element_text(page, "expires-at"), "%Y-%m-%d %H:%M:%S UTC")
+        left = shown.replace(tzinfo=datetime.UTC).timestamp() - now
+        assert abs(left - sessions_db.ttl(where.key)) <= 2  # whole seconds, read a moment apart
         assert len(value) == sessions_db.strlen(where.key)
         assert 'id="field"' not in page
         assert 'id="bucket-encoding"' not in page
@@ -259,6 +277,7 @@ def test_login_cart_session_logout(site: Site) -> None:
 
     home = browser.post("/logout/", page, {})
     assert "Log in" in home
+    assert "You are logged out" in home
     assert browser.cookie("sessionid") is None
     assert not where.exists(sessions_db)
     assert sessions_db.exists(where.key if where.field is None else where.overflow_key) == 0

