@@ -217,6 +217,7 @@ def expected(errors: str) -> tuple[type[BaseException], ...]:
 
 
 def error_kinds(target: str, item: str) -> pytest.MarkDecorator:
-    """Run a fault test twice: accepting today's errors, then only ``target`` (strict xfail until issue 7 lands)."""
+    """Run a fault test twice: accepting today's errors, then only ``target`` (strict xfail until issue 7
+    lands). The test resolves ``accepted = expected(errors)`` first, so that variant fails fast today."""
     strict = pytest.mark.xfail(strict=True, reason=f"issue 7: {item}")
     return pytest.mark.parametrize("errors", ["today", pytest.param(target, marks=strict)])

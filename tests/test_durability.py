@@ -168,7 +168,7 @@ RETRY_SOURCES = [
 def test_retried_create_leaves_exactly_one_session(server, use_hash, fault, retry):
     creates = 5
     write = "EVALSHA" if use_hash else "SET"
-    with FaultProxy(server.port) as proxy, sessions_on(proxy.url, use_hash=use_hash, SOCKET_TIMEOUT=0.2, **retry):
+    with FaultProxy(server.port) as proxy, sessions_on(proxy.url, use_hash=use_hash, SOCKET_TIMEOUT=0.1, **retry):
         SessionStore().create()  # hash mode: scripts loaded and CONFIG read before the faults start
         sessions = {}
         for n in range(creates):

@@ -33,9 +33,9 @@ pytestmark = pytest.mark.django_db(databases=[])
 
 USER = {"_auth_user_id": "42", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "cart": [1, 2]}
 # Seconds an operation may take to fail. Generous: with SOCKET_CONNECT_TIMEOUT/SOCKET_TIMEOUT
-# at 0.3 s a refused connection fails at once and a hung one after a few timeouts and backoffs.
+# at 0.2 s a refused connection fails at once and a hung one after a few timeouts and backoffs.
 BOUND = 5.0
-TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3}
+TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}
 
 
 @pytest.fixture(params=[False, True], ids=["string", "hash"])
@@ -93,11 +93,12 @@ def assert_each_fails_in_bounded_time(operations: dict, errors: tuple) -> dict[s
 
 @error_kinds("SessionStoreUnavailable", "connection errors are SessionStoreUnavailable")
 def test_server_down_then_back_on_the_same_port(durable, use_hash, errors):
+    accepted = expected(errors)
     with sessions_on(durable.url, use_hash=use_hash, **TIMEOUTS):
         key = save_user()
         operations = doomed_operations(key)
         crash(durable)
-        assert_each_fails_in_bounded_time(operations, expected(errors))
+        assert_each_fails_in_bounded_time(operations, accepted)
         durable.start()
         assert SessionStore(key).load() == USER  # the first operation after the restart works; nothing was lost
         session = SessionStore(key)
@@ -119,11 +120,12 @@ def test_clear_expired_during_an_outage_raises_connection_interrupted(durable):
 
 @error_kinds("SessionStoreUnavailable", "timeouts are SessionStoreUnavailable")
 def test_hung_server_times_out_then_recovers(server, use_hash, errors):
+    accepted = expected(errors)
     with FaultProxy(server.port) as proxy, sessions_on(proxy.url, use_hash=use_hash, **TIMEOUTS):
         key = save_user()
         operations = doomed_operations(key)
         proxy.blackhole()
-        assert_each_fails_in_bounded_time(operations, expected(errors))
+        assert_each_fails_in_bounded_time(operations, accepted)
         proxy.pass_through()
         assert SessionStore(key).load() == USER
 
@@ -139,6 +141,7 @@ def answer_to_ping(port: int) -> bytes:
 
 @error_kinds("SessionStoreUnavailable", "LOADING is SessionStoreUnavailable")
 def test_server_loading_its_data_is_an_error_never_an_empty_session(durable, use_hash, errors):
+    accepted = expected(errors)
     if durable.version() < (7,):
         pytest.skip("loading-process-events-interval-bytes needs Redis 7")
     with sessions_on(durable.url, use_hash=use_hash, **TIMEOUTS):
@@ -153,7 +156,7 @@ def test_server_loading_its_data_is_an_error_never_an_empty_session(durable, use
             wait_for(lambda: answer_to_ping(durable.port).startswith(b"-LOADING"), what="LOADING")
             try:
                 session = SessionStore(keys[-1]).load()
-            except expected(errors) as exc:
+            except accepted as exc:
                 assert "loading" in error_text(exc).lower()
             else:  # retried until Redis had loaded its data: fine, as long as it is the real session
                 assert session == {**USER, "n": 99}
@@ -177,6 +180,7 @@ def full_server():
 
 @error_kinds("SessionStoreUnavailable", "item 10: OOM is a raw redis-py error")
 def test_out_of_memory_refuses_writes_and_still_serves_sessions(full_server, use_hash, errors):
+    accepted = expected(errors)
     with sessions_on(full_server.url, use_hash=use_hash):
         key = save_user()
         loaded = SessionStore(key)
@@ -186,7 +190,7 @@ def test_out_of_memory_refuses_writes_and_still_serves_sessions(full_server, use
         new = SessionStore()
         new["x"] = 1
         for write in (loaded.save, new.save):
-            with pytest.raises(expected(errors)) as info:
+            with pytest.raises(accepted) as info:
                 write()
             assert "OOM" in error_text(info.value) or "maxmemory" in error_text(info.value)
         assert SessionStore(key).load() == USER
@@ -197,6 +201,7 @@ def test_out_of_memory_refuses_writes_and_still_serves_sessions(full_server, use
 
 @error_kinds("SessionStoreUnavailable", "item 10: READONLY is a raw redis-py error")
 def test_read_only_replica_serves_reads_and_refuses_writes(server, use_hash, errors):
+    accepted = expected(errors)
     replica = replica_of(server)
     try:
         with sessions_on(server.url, use_hash=use_hash):
@@ -208,7 +213,7 @@ def test_read_only_replica_serves_reads_and_refuses_writes(server, use_hash, err
             operations = doomed_operations(key)
             del operations["load"], operations["exists"]
             for name, write in operations.items():
-                with pytest.raises(expected(errors)) as info:
+                with pytest.raises(accepted) as info:
                     write()
                 assert "READONLY" in error_text(info.value) or "read only" in error_text(info.value), name
         with sessions_on(server.url, use_hash=use_hash):
