@@ -1,6 +1,7 @@
-"""Redis servers with a twist, for the fault tests: durable (AOF, killable),
-replicas, TLS, ACL users. Each runs on a free loopback port in a temp dir of
-its own and is stopped by PID.
+"""What the fault tests share: Redis servers with a twist (durable with AOF and
+killable, replicas, TLS, ACL users), each on a free loopback port in a temp dir
+of its own and stopped by PID; the ``sessions`` alias on one of them; and the
+errors a test accepts, today and once issue 7 lands.
 """
 
 from __future__ import annotations
