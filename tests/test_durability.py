@@ -151,14 +151,10 @@ RETRY_SOURCES = [
     pytest.param(
         {"RETRY": 2},
         id="RETRY-option",
-        marks=pytest.mark.xfail(strict=True, reason="issue 7: OPTIONS['RETRY'] and item 6: idempotent create"),
     ),
     pytest.param(
         {"CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 2)}},
         id="redis-py-Retry",
-        marks=pytest.mark.xfail(
-            strict=True, raises=AssertionError, reason="issue 7 item 6: a retried create leaves an orphan copy"
-        ),
     ),
 ]
 

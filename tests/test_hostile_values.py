@@ -35,7 +35,6 @@ MIB, GIB = 1 << 20, 1 << 30
 HEADROOM = 256 * MIB  # what a load may allocate before the subprocess gets MemoryError
 # What a bounded load may cost. Generous: the limit the refactor picks is "a few MiB".
 MAX_SECONDS, MAX_GROWTH_MIB = 2.0, 64
-UNBOUNDED = pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 7 item 4: decoding is unbounded")
 
 
 def deflated_zeros(size: int, prefix: bytes = b"") -> bytes:
@@ -137,7 +136,6 @@ def measured_load(server: RedisServer, use_hash: bool, key: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@UNBOUNDED
 @pytest.mark.parametrize(
     "use_hash, value",
     [

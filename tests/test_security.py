@@ -100,7 +100,7 @@ def test_minimal_acl_runs_every_session_operation_and_cleanup(server, use_hash, 
         assert SessionStore(keys[2]).load() == {**USER, "n": 2}
 
 
-@error_kinds("SessionStoreError", "item 10: NOPERM is a raw redis-py error")
+@error_kinds("SessionStoreError")
 @pytest.mark.parametrize(
     "use_hash, missing",
     [
@@ -129,7 +129,7 @@ def test_a_missing_permission_is_a_clear_error(server, use_hash, missing, errors
             assert missing[1:] in text
 
 
-@error_kinds("SessionStoreError", "a wrong password is a SessionStoreError (and not transient)")
+@error_kinds("SessionStoreError")
 def test_a_wrong_password_is_an_error_never_an_empty_session(server, use_hash, errors):
     accepted = expected(errors)
     url = session_user(server, acl_commands(use_hash)).replace(":secret@", ":wrong@")
@@ -178,6 +178,6 @@ def test_tls_with_a_wrong_ca_fails_clearly(tls_server, use_hash):
     location = f"{tls_server.url}/1"
     options = {"CONNECTION_POOL_KWARGS": {"ssl_ca_certs": str(tls_server.certs["other-ca"])}}
     with sessions_on(location, use_hash=use_hash, SOCKET_CONNECT_TIMEOUT=1, **options):
-        with pytest.raises(expected("today")) as info:
+        with pytest.raises(expected("SessionStoreError")) as info:
             SessionStore("a" * 32).load()
         assert "certificate verify failed" in error_text(info.value).lower()
