@@ -189,8 +189,14 @@ HASH_ACL = (
 )
 
 
-def acl_commands(use_hash: bool) -> tuple[str, ...]:
-    return HASH_ACL if use_hash else STRING_ACL
+# Before Redis 7.0, SET cannot take NX and GET together: string mode creates with a script.
+STRING_ACL_REDIS_6 = (*STRING_ACL, "+evalsha", "+script|load")
+
+
+def acl_commands(use_hash: bool, server: RedisServer) -> tuple[str, ...]:
+    if use_hash:
+        return HASH_ACL
+    return STRING_ACL if server.version() >= (7,) else STRING_ACL_REDIS_6
 
 
 def add_acl_user(admin: Redis, name: str, password: str, key_pattern: str, commands: tuple[str, ...]) -> None:

@@ -70,7 +70,7 @@ def test_minimal_acl_runs_every_session_operation_and_cleanup(server, use_hash, 
     monkeypatch.setattr(buckets, "SWEEP_ONE_WRITE_IN", 1)  # every write also sweeps its bucket
     admin = Redis(port=server.port)
     # One bucket: with over 64 sessions in it, write sweeps sample it with HRANDFIELD.
-    with sessions_on(session_user(server, acl_commands(use_hash)), use_hash=use_hash, prefix=PREFIX, BUCKETS=1):
+    with sessions_on(session_user(server, acl_commands(use_hash, server)), use_hash=use_hash, prefix=PREFIX, BUCKETS=1):
         keys = [save({**USER, "n": n}) for n in range(70)]
         big = save({**USER, "notes": get_random_string(2000)})  # hash mode: under an overflow key
         assert SessionStore(big)["notes"]
@@ -113,7 +113,7 @@ def test_minimal_acl_runs_every_session_operation_and_cleanup(server, use_hash, 
 )
 def test_a_missing_permission_is_a_clear_error(server, use_hash, missing, errors):
     accepted = expected(errors)
-    commands = acl_commands(use_hash)
+    commands = acl_commands(use_hash, server)
     if missing == "key pattern":
         url = session_user(server, commands, pattern="elsewhere:*")
     else:
@@ -132,7 +132,7 @@ def test_a_missing_permission_is_a_clear_error(server, use_hash, missing, errors
 @error_kinds("SessionStoreError")
 def test_a_wrong_password_is_an_error_never_an_empty_session(server, use_hash, errors):
     accepted = expected(errors)
-    url = session_user(server, acl_commands(use_hash)).replace(":secret@", ":wrong@")
+    url = session_user(server, acl_commands(use_hash, server)).replace(":secret@", ":wrong@")
     with sessions_on(url, use_hash=use_hash, prefix=PREFIX):
         with pytest.raises(accepted) as info:
             SessionStore("a" * 32).load()
