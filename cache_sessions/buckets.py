@@ -99,7 +99,8 @@ class HashSessions(Sessions):
         if self.options.hash_max_inline is not None:
             return self.options.hash_max_inline
         with errors.translated():
-            return facts.listpack_limits(self.redis())[1] or facts.DEFAULT_INLINE_LIMIT
+            # Every server must keep the bucket compact: the smallest limit wins.
+            return min(facts.listpack_limits(redis)[1] or facts.DEFAULT_INLINE_LIMIT for redis in self.servers())
 
     # Operations (one round trip each) --------------------------------------
 
@@ -154,7 +155,7 @@ class HashSessions(Sessions):
 
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)
-        redis = self.redis()
+        redis = self.redis_for(bucket)
         with errors.translated():
             value = bytes(redis.hget(bucket, field) or b"")  # type: ignore[arg-type]
             pointer = is_overflow_pointer(value)

@@ -104,8 +104,10 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
 
 def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage]:
     """Warn when the server's listpack limits keep this site's sessions from the compact encoding."""
-    redis = sessions.redis()
-    entries, value = facts.read_listpack_limits(redis)
+    # Every server must keep buckets compact: the smallest limits win.
+    limits = [facts.read_listpack_limits(redis) for redis in sessions.servers()]
+    entries = min((entry for entry, _ in limits if entry is not None), default=None)
+    value = min((value for _, value in limits if value is not None), default=None)
     inline = sessions.options.hash_max_inline
     messages: list[checks.CheckMessage] = []
     if value is None and inline is None:
@@ -159,11 +161,16 @@ def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, 
 
     if not sessions.default_buckets():
         return 0, 0
-    pipe = sessions.redis().pipeline(transaction=False)
-    for number in random.sample(range(sessions.buckets), min(buckets, sessions.buckets)):
-        pipe.hrandfield(sessions.prefix + bucket_name(number), FIELDS_PER_BUCKET, withvalues=True)
+    names = [
+        sessions.prefix + bucket_name(n) for n in random.sample(range(sessions.buckets), min(buckets, sessions.buckets))
+    ]
+    replies = []
     try:
-        replies = pipe.execute()
+        for redis, group in sessions.by_server(names):
+            pipe = redis.pipeline(transaction=False)
+            for name in group:
+                pipe.hrandfield(name, FIELDS_PER_BUCKET, withvalues=True)
+            replies += pipe.execute()
     except RedisError:  # e.g. an ACL without HRANDFIELD: no sample, no warning
         return 0, 0
     values = [value for reply in replies for value in reply[1::2]]

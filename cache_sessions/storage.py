@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -49,6 +49,12 @@ class Call(Generic[T]):
     options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
     fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
 
+    @property
+    def route(self) -> bytes:
+        """The key that decides which server gets the call (its first key)."""
+        assert self.args is not None
+        return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
+
 
 def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
@@ -78,6 +84,22 @@ class Sessions:
         redis: Redis = self.client.get_client(write=True)
         return redis
 
+    # Topology: where a name lives. One server here; a partitioned alias overrides
+    # both (a client per shard), and a cluster client routes by itself.
+
+    def redis_for(self, name: bytes) -> Redis:
+        """The client of the server that holds ``name``."""
+        return self.redis()
+
+    def servers(self) -> list[Redis]:
+        """One client per server holding sessions (every primary, every shard): what
+        sweeps, statistics and checks walk."""
+        return [self.redis()]
+
+    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
+        """``names`` grouped by the client that holds them (for pipelines)."""
+        return [(self.redis(), list(names))]
+
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
         name = generator(session_key)
@@ -93,7 +115,7 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)
-        redis = self.redis()
+        redis = self.redis_for(call.route)
         try:
             reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
         except ResponseError as exc:
@@ -186,7 +208,7 @@ class StringSessions(Sessions):
     def describe(self, session_key: str) -> dict[str, Any]:
         """Where and how a session is stored (for humans: debug pages, shells)."""
         key = self.redis_key(session_key)
-        redis = self.redis()
+        redis = self.redis_for(key)
         with errors.translated():
             return {"mode": "string", "key": key, "ttl": redis.ttl(key), "bytes": redis.strlen(key)}
 
@@ -203,7 +225,7 @@ class StringSessions(Sessions):
             return answer(True)  # expired on arrival: nothing to store
         key, value = self.redis_key(session_key), self.codec.encode(session)
         script = evalsha(lua.CREATE_STRING, [key], [value, ttl], bool)
-        server = facts.of(self.redis())
+        server = facts.of(self.redis_for(key))
         if not server.set_nx_get:
             return script
 

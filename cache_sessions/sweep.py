@@ -30,11 +30,11 @@ def bucket_pattern(sessions: HashSessions) -> bytes:
 
 
 def all_buckets(sessions: HashSessions) -> Iterator[bytes]:
-    """Every bucket, found with SCAN (never KEYS) over the bucket pattern."""
-    redis = sessions.redis()
-    for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
-        if is_bucket_name(sessions, key):
-            yield key
+    """Every bucket, found with SCAN (never KEYS) over the bucket pattern, on every server."""
+    for redis in sessions.servers():
+        for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
+            if is_bucket_name(sessions, key):
+                yield key
 
 
 def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
@@ -54,18 +54,23 @@ def sample_buckets(sessions: HashSessions, size: int) -> list[bytes]:
     sessions are kept (each once): a sweep never touches other data, e.g. the
     hashes a chooser built on RANDOMKEY finds elsewhere in the database.
     """
-    redis = sessions.redis()
     chooser = sessions.options.hash_keys_check_for_expiry
-    if chooser is not None:
-        chosen = (key.encode() if isinstance(key, str) else key for key in chooser(redis))
+    if chooser is not None:  # asked once per server, like django-redisession's f(redis)
+        chosen = (
+            key.encode() if isinstance(key, str) else key for redis in sessions.servers() for key in chooser(redis)
+        )
         return list(dict.fromkeys(key for key in chosen if isinstance(key, bytes) and is_bucket_name(sessions, key)))
     if sessions.default_buckets():
         numbers = random.sample(range(sessions.buckets), min(size, sessions.buckets))
         return [sessions.prefix + bucket_name(number) for number in numbers]
-    pipe = redis.pipeline(transaction=False)
-    for _ in range(size):
-        pipe.randomkey()
-    return list(dict.fromkeys(key for key in pipe.execute() if key and is_bucket_name(sessions, key)))
+    found: list[bytes] = []
+    servers = sessions.servers()
+    for redis in servers:  # RANDOMKEY per server, in a pipeline of that server's own
+        pipe = redis.pipeline(transaction=False)
+        for _ in range(-(-size // len(servers))):
+            pipe.randomkey()
+        found += [key for key in pipe.execute() if key and is_bucket_name(sessions, key)]
+    return list(dict.fromkeys(found))
 
 
 @dataclass
@@ -141,24 +146,24 @@ class BucketStats:
 
 def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500) -> BucketStats:
     """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys."""
-    redis = sessions.redis()
     stats = BucketStats()
     chunk: list[bytes] = []
 
     def measure() -> None:
-        pipe = redis.pipeline(transaction=False)
-        for key in chunk:
-            pipe.hlen(key)
-            pipe.object("encoding", key)
-            pipe.memory_usage(key, samples=0)
-        results = pipe.execute()
-        for index in range(0, len(results), 3):
-            fields, encoding, size = results[index : index + 3]
-            stats.buckets += 1
-            stats.fields += fields
-            stats.max_fields = max(stats.max_fields, fields)
-            stats.encodings[encoding.decode() if isinstance(encoding, bytes) else str(encoding)] += 1
-            stats.bucket_bytes += size or 0
+        for redis, names in sessions.by_server(chunk):
+            pipe = redis.pipeline(transaction=False)
+            for key in names:
+                pipe.hlen(key)
+                pipe.object("encoding", key)
+                pipe.memory_usage(key, samples=0)
+            results = pipe.execute()
+            for index in range(0, len(results), 3):
+                fields, encoding, size = results[index : index + 3]
+                stats.buckets += 1
+                stats.fields += fields
+                stats.max_fields = max(stats.max_fields, fields)
+                stats.encodings[encoding.decode() if isinstance(encoding, bytes) else str(encoding)] += 1
+                stats.bucket_bytes += size or 0
         chunk.clear()
 
     for key in buckets:
@@ -168,11 +173,12 @@ def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 
     if chunk:
         measure()
     pattern = bucket_pattern(sessions) + b":*"
-    pipe = redis.pipeline(transaction=False)
-    for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
-        stats.overflow_keys += 1
-        pipe.memory_usage(key, samples=0)
-        if len(pipe) >= batch:
-            stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
-    stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
+    for redis in sessions.servers():
+        pipe = redis.pipeline(transaction=False)
+        for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
+            stats.overflow_keys += 1
+            pipe.memory_usage(key, samples=0)
+            if len(pipe) >= batch:
+                stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
+        stats.overflow_bytes += sum(size or 0 for size in pipe.execute())
     return stats
