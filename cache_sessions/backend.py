@@ -18,7 +18,6 @@ import logging
 from functools import cached_property
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.utils.module_loading import import_string
@@ -70,20 +69,29 @@ class SessionStore(SessionBase):
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
 
+    # Each contract method has an async twin below: the same steps, with the storage's
+    # async operations (``redis.asyncio``, no thread hop) where the sync ones do I/O.
+
     def load(self) -> dict[str, Any]:
         try:
             session = self._storage.load(self.session_key) if self.session_key else None
         except SessionStoreUnavailable as exc:
-            self.unavailable = exc
-            if not self.degraded_reads:
-                raise
-            logger.warning("Session store unavailable (%s): serving a read-only empty session.", exc)
-            self.degraded = True
-            return {}
+            return self._unavailable_on_load(exc)
+        return self._loaded(session)
+
+    def _loaded(self, session: dict[str, Any] | None) -> dict[str, Any]:
         if session is None:
             self._session_key = None
             return {}
         return session
+
+    def _unavailable_on_load(self, exc: SessionStoreUnavailable) -> dict[str, Any]:
+        self.unavailable = exc
+        if not self.degraded_reads:
+            raise exc
+        logger.warning("Session store unavailable (%s): serving a read-only empty session.", exc)
+        self.degraded = True
+        return {}
 
     def exists(self, session_key: str) -> bool:
         return keys.is_valid_session_key(session_key) and self._remembering(self._storage.exists, session_key)
@@ -107,17 +115,11 @@ class SessionStore(SessionBase):
         raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     def save(self, must_create: bool = False) -> None:
-        if self.degraded:
-            # Whatever this request put in its stand-in session must not replace the real one.
-            assert self.unavailable is not None
-            raise self.unavailable
+        self._refuse_if_degraded()
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
-        if self.session_key is None:  # loading just now found the session gone
-            raise UpdateError
-        # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.
-        ttl = int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
+        ttl = self._ttl(session)
         storage = self._storage
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
@@ -125,36 +127,79 @@ class SessionStore(SessionBase):
         elif not self._remembering(storage.update, self.session_key, session, ttl):
             raise UpdateError
 
+    def _refuse_if_degraded(self) -> None:
+        if self.degraded:
+            # Whatever this request put in its stand-in session must not replace the real one.
+            assert self.unavailable is not None
+            raise self.unavailable
+
+    def _ttl(self, session: dict[str, Any]) -> int:
+        if self.session_key is None:  # loading just now found the session gone
+            raise UpdateError
+        # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.
+        return int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
+
     def delete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        if keys.is_valid_session_key(session_key):
+        session_key = self._key_to_delete(session_key)
+        if session_key is not None:
             self._remembering(self._storage.delete, session_key)
+
+    def _key_to_delete(self, session_key: str | None) -> str | None:
+        session_key = self.session_key if session_key is None else session_key
+        return session_key if keys.is_valid_session_key(session_key) else None
 
     @classmethod
     def clear_expired(cls) -> None:
         sessions_for(settings.SESSION_CACHE_ALIAS).clear_expired()
 
-    # Async twins. django-redis has no asyncio client, so each runs its sync
-    # twin in a worker thread (one hop per operation, still one round trip).
+    # Async twins ---------------------------------------------------------
 
     async def aload(self) -> dict[str, Any]:
-        return await sync_to_async(self.load)()
+        try:
+            session = await self._storage.aload(self.session_key) if self.session_key else None
+        except SessionStoreUnavailable as exc:
+            return self._unavailable_on_load(exc)
+        return self._loaded(session)
 
     async def aexists(self, session_key: str) -> bool:
-        return await sync_to_async(self.exists)(session_key)
+        return keys.is_valid_session_key(session_key) and await self._aremembering(self._storage.aexists, session_key)
+
+    async def _aremembering(self, operation: Any, *args: Any) -> Any:
+        try:
+            return await operation(*args)
+        except SessionStoreUnavailable as exc:
+            self.unavailable = exc
+            raise
 
     async def acreate(self) -> None:
-        await sync_to_async(self.create)()
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     async def asave(self, must_create: bool = False) -> None:
-        await sync_to_async(self.save)(must_create)
+        self._refuse_if_degraded()
+        if self.session_key is None:
+            return await self.acreate()
+        session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
+        ttl = self._ttl(session)
+        storage = self._storage
+        if must_create:
+            if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
+                raise CreateError
+        elif not await self._aremembering(storage.aupdate, self.session_key, session, ttl):
+            raise UpdateError
 
     async def adelete(self, session_key: str | None = None) -> None:
-        await sync_to_async(self.delete)(session_key)
+        session_key = self._key_to_delete(session_key)
+        if session_key is not None:
+            await self._aremembering(self._storage.adelete, session_key)
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await sync_to_async(cls.clear_expired)()
+        await sessions_for(settings.SESSION_CACHE_ALIAS).aclear_expired()

@@ -23,7 +23,9 @@ import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import errors, facts, lua
+from asgiref.sync import sync_to_async
+
+from . import aio, errors, facts, lua
 from .codec import CorruptSession, is_overflow_pointer, overflow_pointer, read_header
 from .storage import Call, Sessions, answer, evalsha
 
@@ -101,6 +103,18 @@ class HashSessions(Sessions):
         with errors.translated():
             # Every server must keep the bucket compact: the smallest limit wins.
             return min(facts.listpack_limits(redis)[1] or facts.DEFAULT_INLINE_LIMIT for redis in self.servers())
+
+    async def aprepare(self) -> None:
+        """Read the servers' listpack limits with ``redis.asyncio`` (once per process and
+        server), so that building a write never does blocking I/O on the loop."""
+        if self.options.hash_max_inline is not None:
+            return
+        for redis in self.servers():
+            if facts.of(redis).listpack_limits is None:
+                try:
+                    await facts.alistpack_limits(redis, aio.client_for(redis))
+                except aio.NotNative:
+                    await sync_to_async(facts.listpack_limits)(redis)
 
     # Operations (one round trip each) --------------------------------------
 

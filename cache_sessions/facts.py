@@ -10,7 +10,9 @@ a later ``CONFIG SET`` is seen after a restart of the web process.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ class ServerFacts:
     listpack_limits: tuple[int | None, int | None] | None = None
     # SET with both NX and GET (Redis 7.0+). Assumed until a server answers "syntax error".
     set_nx_get: bool = True
-    # Held while a fact is read from the server, so that threads starting together ask once.
+    # Held while a fact is read from the server, so that threads starting together ask once;
+    # on asyncio, the read under way in each loop, which tasks starting together await.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    reading: weakref.WeakKeyDictionary[Any, Any] = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
 
 _facts: dict[tuple[Any, ...], ServerFacts] = {}
@@ -69,11 +73,42 @@ def listpack_limits(redis: Any) -> tuple[int | None, int | None]:
     return limits
 
 
+async def alistpack_limits(redis: Any, async_redis: Any) -> tuple[int | None, int | None]:
+    """``listpack_limits`` for the asyncio path: ``async_redis`` asks (once, however many
+    tasks start together), the record of ``redis``'s server keeps the answer."""
+    facts = of(redis)
+    limits = facts.listpack_limits
+    if limits is not None:
+        return limits
+    loop = asyncio.get_running_loop()
+    reading = facts.reading.get(loop)
+    if reading is None:
+        reading = facts.reading[loop] = loop.create_task(_aread_listpack_limits(facts, async_redis))
+    return await asyncio.shield(reading)  # a cancelled caller does not cancel the others' read
+
+
+async def _aread_listpack_limits(facts: ServerFacts, async_redis: Any) -> tuple[int | None, int | None]:
+    try:
+        config = await async_redis.config_get("hash-max-*")
+    except ResponseError:
+        config = {}
+    finally:
+        facts.reading.pop(asyncio.get_running_loop(), None)
+    limits = facts.listpack_limits = _limits(config)
+    return limits
+
+
 def read_listpack_limits(redis: Any) -> tuple[int | None, int | None]:
     """Ask the server (every time: for checks and benchmarks)."""
     try:
         config = redis.config_get("hash-max-*")
     except ResponseError:
+        return None, None
+    return _limits(config)
+
+
+def _limits(config: dict[Any, Any]) -> tuple[int | None, int | None]:
+    if not config:
         return None, None
     entries = config.get("hash-max-listpack-entries", config.get("hash-max-ziplist-entries"))
     value = config.get("hash-max-listpack-value", config.get("hash-max-ziplist-value"))

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from asgiref.sync import sync_to_async
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import errors, facts, keys, lua
+from . import aio, errors, facts, keys, lua
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Sessions:
         self.options = options
         self.codec = options.codec
         self.retry = options.retry
+        self.aretry = aio.async_retry(options.retry)
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
 
     def redis(self) -> Redis:
@@ -126,7 +128,29 @@ class Sessions:
             raise errors.translate(exc) from exc
         return call.parse(reply)
 
-    # The contract of a storage mode: each operation is one Call.
+    async def aexecute(self, call: Call[T]) -> T:
+        """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
+        if call.args is None:
+            return call.parse(None)
+        sync_redis = self.redis_for(call.route)
+        try:
+            redis = aio.client_for(sync_redis)
+        except aio.NotNative:
+            return await sync_to_async(self.execute)(call)
+        try:
+            reply = await aio.send(redis, call, self.aretry, errors.is_retryable)
+        except ResponseError as exc:
+            if call.fallback is None or "syntax error" not in str(exc):
+                raise errors.translate(exc) from exc
+            return await self.aexecute(call.fallback())
+        except (RedisError, TimeoutError) as exc:
+            raise errors.translate(exc) from exc
+        return call.parse(reply)
+
+    async def aprepare(self) -> None:
+        """Learn, without blocking the loop, the server facts a call builder needs."""
+
+    # The contract of a storage mode: each operation is one Call, sent by either executor.
 
     def load(self, session_key: str) -> dict[str, Any] | None:
         return self.execute(self.load_call(session_key))
@@ -144,6 +168,26 @@ class Sessions:
 
     def delete(self, session_key: str) -> None:
         self.execute(self.delete_call(session_key))
+
+    async def aload(self, session_key: str) -> dict[str, Any] | None:
+        return await self.aexecute(self.load_call(session_key))
+
+    async def aexists(self, session_key: str) -> bool:
+        return await self.aexecute(self.exists_call(session_key))
+
+    async def acreate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        await self.aprepare()
+        return await self.aexecute(self.create_call(session_key, session, ttl))
+
+    async def aupdate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        await self.aprepare()
+        return await self.aexecute(self.update_call(session_key, session, ttl))
+
+    async def adelete(self, session_key: str) -> None:
+        await self.aexecute(self.delete_call(session_key))
+
+    async def aclear_expired(self) -> None:
+        await sync_to_async(self.clear_expired)()
 
     def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
         raise NotImplementedError

@@ -121,10 +121,20 @@ def make_certs(directory: Path) -> dict[str, Path]:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
 
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    # Extensions that Python 3.13's strict X.509 checks (VERIFY_X509_STRICT) insist on.
+    ca_extensions = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", *key, "-days", "2", "-subj", f"/CN={ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+        subject = ("-subj", f"/CN={ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+        openssl("req", "-x509", *key, "-days", "2", *ca_extensions, *subject)
     openssl("req", *key, "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (directory / "san.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
     sign = ("-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.cnf")
     openssl("x509", "-req", "-in", "server.csr", *sign, "-out", "server.crt")
     return {name: directory / f"{name}.crt" for name in ("ca", "other-ca", "server")} | {

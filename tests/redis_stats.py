@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio.connection import Connection as AsyncConnection
 from redis.connection import Connection, UnixDomainSocketConnection
 
 
@@ -26,6 +27,8 @@ class Sent:
 
     round_trips: int = 0
     commands: Counter[str] = field(default_factory=Counter)
+    threads: set[int] = field(default_factory=set)  # where they were sent from (a thread hop shows here)
+    asyncio: int = 0  # round trips sent by redis.asyncio connections
 
 
 _lock = threading.Lock()
@@ -50,7 +53,7 @@ def _command_names(packed: Iterable[bytes | memoryview]) -> list[str]:
     return names
 
 
-def _record(command: Any) -> None:
+def _record(command: Any, native_async: bool = False) -> None:
     if not _active:
         return
     names = _command_names([command] if isinstance(command, (bytes, str)) else command)
@@ -58,9 +61,19 @@ def _record(command: Any) -> None:
         for sent in _active:
             sent.round_trips += 1
             sent.commands.update(names)
+            sent.threads.add(threading.get_ident())
+            sent.asyncio += native_async
+
+
+class AsyncCountingConnection(AsyncConnection):
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _record(command, native_async=True)
+        await super().send_packed_command(command, check_health)
 
 
 class CountingConnection(Connection):
+    async_connection_class = AsyncCountingConnection  # what cache_sessions.aio mirrors it with
+
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _record(command)
         super().send_packed_command(command, check_health)

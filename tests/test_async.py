@@ -1,0 +1,185 @@
+"""Native asyncio: the async half of the contract runs on ``redis.asyncio`` in the
+event loop's own thread (no hop), one round trip per operation, one client per
+loop, closed with its loop; a cancelled save leaves the session whole."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.test import override_settings
+
+from cache_sessions import aio, facts
+from cache_sessions.backend import SessionStore
+from cache_sessions.embedded import RedisServer
+from tests.configs import HASH, STRING, _config
+from tests.faults import FaultProxy
+from tests.redis_stats import sent_by_clients
+
+pytestmark = pytest.mark.django_db(databases=[])
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+USER = {"_auth_user_id": "7", "cart": [1, 2, 3]}
+
+
+@pytest.fixture(params=[STRING, HASH], ids=["string", "hash"])
+def mode(request: pytest.FixtureRequest) -> Iterator[dict[str, bool]]:
+    with override_settings(CACHES={"default": LOCMEM, "sessions": _config(5, **request.param)}):
+        yield request.param
+        SessionStore()._storage.redis().flushdb()
+
+
+async def stored_session() -> str:
+    session = SessionStore()
+    session.update(USER)
+    await session.asave()
+    assert session.session_key is not None
+    return session.session_key
+
+
+async def test_async_operations_are_native_and_one_round_trip_each(mode):
+    key = await stored_session()  # scripts loaded, facts known
+    loop_thread = threading.get_ident()
+    session_to_save = SessionStore(key)
+    await session_to_save.aset("n", 1)  # loaded (one round trip) before counting
+    await SessionStore().adelete("z" * 32)  # every script known to the server before counting
+    steps = {
+        "load": lambda: SessionStore(key).aload(),
+        "exists": lambda: SessionStore().aexists(key),
+        "save": lambda: save_loaded(session_to_save),
+        "create": lambda: SessionStore().acreate(),
+        "delete": lambda: SessionStore().adelete(key),
+    }
+    for name, step in steps.items():
+        with sent_by_clients() as sent:
+            await step()
+        assert sent.round_trips == 1, name
+        assert sent.asyncio == 1, f"{name} went through a sync connection"
+        assert sent.threads == {loop_thread}, f"{name} hopped to another thread"
+
+
+async def save_loaded(session: SessionStore) -> None:
+    await session.asave()
+
+
+async def test_async_contract(mode):
+    key = await stored_session()
+    assert await SessionStore(key).aload() == USER
+    assert await SessionStore().aexists(key)
+    twin = SessionStore(key)
+    twin["other"] = 1
+    with pytest.raises(CreateError):
+        await twin.asave(must_create=True)
+    stale = SessionStore(key)
+    await stale.aset("n", 1)  # loads it (``aload`` alone does not fill Django's session cache)
+    await SessionStore().adelete(key)
+    with pytest.raises(UpdateError):
+        await stale.asave()  # never resurrects a deleted session
+    assert not await SessionStore().aexists(key)
+    assert await SessionStore(key).aload() == {}
+
+
+async def test_acycle_key_and_aflush(mode):
+    key = await stored_session()
+    session = SessionStore(key)
+    await session.acycle_key()
+    assert session.session_key != key
+    assert not await SessionStore().aexists(key)
+    assert await SessionStore(session.session_key).aload() == USER
+    await session.aflush()
+    assert session.session_key is None
+    assert not await SessionStore().aexists(key)
+
+
+async def test_concurrent_tasks_read_the_listpack_limit_once():
+    facts.forget()
+    with override_settings(CACHES={"default": LOCMEM, "sessions": _config(5, **HASH)}):
+        with sent_by_clients() as sent:
+
+            async def request(n: int) -> None:
+                session = SessionStore()
+                session["n"] = n
+                await session.asave()
+
+            await asyncio.gather(*(request(n) for n in range(50)))
+        SessionStore()._storage.redis().flushdb()
+    assert sent.commands["config"] == 1
+    assert sent.threads == {threading.get_ident()}
+
+
+def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):
+    """A redis.asyncio client is bound to its loop: each loop gets its own, closed with it."""
+
+    async def round_trip() -> dict:
+        key = await stored_session()
+        return await SessionStore(key).aload()
+
+    assert asyncio.run(round_trip()) == USER
+    assert asyncio.run(round_trip()) == USER  # not "Event loop is closed"
+    assert not aio._clients  # both loops closed, their clients with them
+
+    results, errors = [], []
+
+    def in_a_thread() -> None:
+        try:
+            results.append(asyncio.run(round_trip()))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results == [USER] * 4
+
+
+def test_a_loop_closes_its_connections():
+    with RedisServer() as server:
+        config = {**_config(0), "LOCATION": f"{server.url}/0"}
+        with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+            watcher = SessionStore()._storage.redis()
+            baseline = watcher.info("clients")["connected_clients"]
+
+            async def work() -> int:
+                await asyncio.gather(*(stored_session() for _ in range(5)))
+                return watcher.info("clients")["connected_clients"]
+
+            during = asyncio.run(work())
+            deadline = time.monotonic() + 5
+            while (after := watcher.info("clients")["connected_clients"]) > baseline and time.monotonic() < deadline:
+                time.sleep(0.01)  # the server notices closed sockets on its next event loop turn
+    assert during > baseline
+    assert after == baseline
+
+
+@pytest.mark.parametrize("use_hash", [False, True], ids=["string", "hash"])
+def test_a_save_cancelled_in_flight_is_all_or_nothing(use_hash):
+    """The reply of the save is held back; the task is cancelled while it waits. The
+    session is then either the old or the new one (never half-written), and the next
+    call on the same loop reads correct replies (no connection left with a reply due)."""
+    with RedisServer() as server, FaultProxy(server.port) as proxy:
+        config = {**_config(0, USE_HASH=use_hash), "LOCATION": f"{proxy.url}/0"}
+        with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+
+            async def scenario() -> tuple[dict, dict]:
+                key = await stored_session()
+                session = SessionStore(key)
+                await session.aset("cart", [9])
+                proxy.delay_reply("EVALSHA" if use_hash else "SET", 2.0)
+                saving = asyncio.ensure_future(session.asave())
+                await asyncio.sleep(0.3)  # the save is on the wire, its reply held by the proxy
+                saving.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await saving
+                other = await stored_session()  # the same pool, right after the cancellation
+                return await SessionStore(key).aload(), await SessionStore(other).aload()
+
+            after, other = asyncio.run(scenario())
+    assert after in (USER, {**USER, "cart": [9]})
+    assert other == USER
