@@ -167,6 +167,15 @@ class HashSessions(Sessions):
         with errors.translated():
             sweep(self, all_buckets(self))
 
+    async def aclear_expired(self) -> None:
+        from .sweep import asweep_all
+
+        try:
+            with errors.translated():
+                await asweep_all(self)
+        except aio.NotNative:
+            await sync_to_async(self.clear_expired)()
+
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)
         redis = self.redis_for(bucket)

@@ -187,7 +187,7 @@ class Sessions:
         await self.aexecute(self.delete_call(session_key))
 
     async def aclear_expired(self) -> None:
-        await sync_to_async(self.clear_expired)()
+        """Redis expires string keys itself: nothing to sweep (hash mode overrides)."""
 
     def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
         raise NotImplementedError

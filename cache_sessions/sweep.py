@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import lua
+from . import aio, lua
 from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
-from .storage import evalsha
+from .storage import Call, evalsha
 
 SCAN_COUNT = 1000
 
@@ -104,7 +105,7 @@ def sweep(
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             report.finished = False
             break
-        if _sweep_bucket(sessions, bucket, batch_size, dry_run, report):
+        if drive(bucket_sweep(bucket, batch_size, dry_run, report), sessions.execute):
             report.buckets += 1
             if progress is not None:
                 progress(report)
@@ -112,13 +113,31 @@ def sweep(
     return report
 
 
-def _sweep_bucket(sessions: HashSessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> bool:
-    """Page through one bucket, adding to ``report``; False if the key is not a bucket."""
+async def asweep_all(sessions: HashSessions, batch_size: int = 500) -> SweepReport:
+    """``sweep(sessions, all_buckets(sessions))`` on ``redis.asyncio`` (``aclear_expired``)."""
+    report = SweepReport()
+    started = time.monotonic()
+    for redis in sessions.servers():
+        scan = aio.client_for(redis).scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash")
+        async for bucket in scan:
+            if is_bucket_name(sessions, bucket) and await adrive(
+                bucket_sweep(bucket, batch_size, False, report), sessions.aexecute
+            ):
+                report.buckets += 1
+    report.seconds = time.monotonic() - started
+    return report
+
+
+Steps = Generator[Call[Any], Any, bool]
+
+
+def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
+    """The calls that page through one bucket (a driver sends each reply back in), adding
+    to ``report``; returns False if the key is not a bucket. Written once for both executors."""
     cursor: bytes | int = 0
     while True:
         call_started = time.monotonic()
-        call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
-        cursor, seen, expired = sessions.execute(call)
+        cursor, seen, expired = yield evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
         if seen < 0:
             return False  # not a hash: not a bucket
         report.longest_call = max(report.longest_call, time.monotonic() - call_started)
@@ -127,6 +146,24 @@ def _sweep_bucket(sessions: HashSessions, bucket: bytes, batch_size: int, dry_ru
         report.expired += expired
         if int(cursor) == 0:
             return True
+
+
+def drive(steps: Steps, execute: Callable[[Call[Any]], Any]) -> bool:
+    reply = None
+    try:
+        while True:
+            reply = execute(steps.send(reply))
+    except StopIteration as done:
+        return bool(done.value)
+
+
+async def adrive(steps: Steps, execute: Callable[[Call[Any]], Awaitable[Any]]) -> bool:
+    reply = None
+    try:
+        while True:
+            reply = await execute(steps.send(reply))
+    except StopIteration as done:
+        return bool(done.value)
 
 
 @dataclass

@@ -183,3 +183,20 @@ def test_a_save_cancelled_in_flight_is_all_or_nothing(use_hash):
             after, other = asyncio.run(scenario())
     assert after in (USER, {**USER, "cart": [9]})
     assert other == USER
+
+
+async def test_aclear_expired_sweeps_natively():
+    with override_settings(CACHES={"default": LOCMEM, "sessions": _config(5, **HASH, BUCKETS=4)}):
+        storage = SessionStore()._storage
+        await stored_session()
+        past = int(time.time()) - 10
+        for number in range(20):  # expired leftovers nobody wrote over yet
+            bucket, field, _ = storage.locate(f"expired{number:024d}")
+            storage.redis().hset(bucket, field, storage.codec.encode({"x": 1}, expires_at=past))
+        with sent_by_clients() as sent:
+            await SessionStore.aclear_expired()
+        remaining = sum(storage.redis().hlen(bucket) for bucket in storage.redis().scan_iter(match=b":s1:h{*}"))
+        storage.redis().flushdb()
+    assert remaining == 1
+    assert sent.round_trips == sent.asyncio > 0
+    assert sent.threads == {threading.get_ident()}
