@@ -10,13 +10,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def get_client(alias: str = "default", *, write: bool = True) -> Redis:
+def get_client(alias: str = "default", *, write: bool = True, key: str | bytes | None = None) -> Redis:
     """The raw redis-py client behind a django-redis cache alias.
 
     The successor of django-redisession's ``helper.get_redis(name)``: the
-    CACHES alias plays the part of the old registry name.
+    CACHES alias plays the part of the old registry name. A partitioned alias
+    has a client per server: ``key`` (a Redis key) says which one.
     """
     from .client import redis_cache
 
-    redis: Redis = redis_cache(alias).client.get_client(write=write)
+    client = redis_cache(alias).client
+    redis: Redis = client.get_client(write=write) if key is None else client.get_client(write=write, key=key)
     return redis

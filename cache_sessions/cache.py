@@ -1,4 +1,9 @@
-"""``RedisCache``: django-redis's cache backend with ``SessionClient`` as its default client."""
+"""``RedisCache``: django-redis's cache backend with cache_sessions' clients as its default.
+
+The client class follows from the OPTIONS, unless ``CLIENT_CLASS`` names one:
+``WEIGHTS`` -> ``partitioned.PartitionedClient`` (several servers, by
+weight), else ``client.SessionClient``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,20 @@ from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
 
 CLIENT_CLASS = "cache_sessions.client.SessionClient"
+PARTITIONED_CLIENT_CLASS = "cache_sessions.partitioned.PartitionedClient"
 
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = params.get("OPTIONS") or {}
         if "CLIENT_CLASS" not in options:
-            params = {**params, "OPTIONS": {**options, "CLIENT_CLASS": CLIENT_CLASS}}
+            client = PARTITIONED_CLIENT_CLASS if "WEIGHTS" in options else CLIENT_CLASS
+            params = {**params, "OPTIONS": {**options, "CLIENT_CLASS": client}}
         super().__init__(server, params)
 
     def get_client(self, key: Any = None, *, write: bool = True) -> Redis:
-        """The raw redis-py client of this alias (``key`` is unused, kept for
-        django-redis's signature). Sessions and your own commands share its pool."""
-        redis: Redis = self.client.get_client(write=write)
+        """The raw redis-py client of this alias; sessions and your own commands share its
+        pool. On a partitioned alias, the client of the server holding the Redis key ``key``
+        (required there; elsewhere unused)."""
+        redis: Redis = self.client.get_client(write=write, **({} if key is None else {"key": key}))
         return redis

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
 }
 
+# Read by the topologies of cache_sessions (not session options: the cache uses them too).
+TOPOLOGY_OPTIONS = frozenset({"WEIGHTS"})
+
 # Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
 DJANGO_REDIS_OPTIONS = frozenset(
     {
@@ -119,7 +122,7 @@ class SessionOptions:
 
 def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """OPTIONS names neither cache_sessions nor Django/django-redis know, each with the closest known name."""
-    known = [*DEFAULTS, *DJANGO_REDIS_OPTIONS]
+    known = [*DEFAULTS, *DJANGO_REDIS_OPTIONS, *TOPOLOGY_OPTIONS]
     return [
         (str(name), next(iter(difflib.get_close_matches(str(name), known, n=1)), None))
         for name in sorted(set(options) - set(known), key=str)

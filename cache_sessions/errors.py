@@ -95,9 +95,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE) or _code(exc) in _TRANSIENT_CODES
 
 
+def is_readonly(exc: BaseException) -> bool:
+    """A write refused by a replica: on a Sentinel service, a primary that was just demoted."""
+    return isinstance(exc, redis_errors.ReadOnlyError) or _code(exc) == "READONLY"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
-    memory does not free itself within a backoff, so READONLY and OOM are reported at once.)"""
+    memory does not free itself within a backoff, so READONLY and OOM are reported at once,
+    except where the primary moves: see ``topology.Single``.)"""
     return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
         isinstance(exc, _PERMANENT)
     )

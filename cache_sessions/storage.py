@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import aio, errors, facts, keys, lua
+from . import aio, errors, facts, keys, lua, topology
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -66,10 +66,6 @@ def answer(value: T) -> Call[T]:
     return Call(None, lambda _: value)
 
 
-def _ignore(error: Exception) -> None:
-    pass  # redis-py has already dropped the broken connection
-
-
 class Sessions:
     """What both storage modes share: the client, the codec, the namespace, the executor."""
 
@@ -80,27 +76,30 @@ class Sessions:
         self.retry = options.retry
         self.aretry = aio.async_retry(options.retry)
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
+        self.topology = topology.of(client)
 
     def redis(self) -> Redis:
-        # Always the primary: a replica that lags behind would log users out.
-        redis: Redis = self.client.get_client(write=True)
-        return redis
+        """The alias's server (standalone, or the primary of a Sentinel service)."""
+        servers = self.servers()
+        if len(servers) != 1:
+            raise TypeError("A partitioned alias has a client per server: use redis_for(name) or servers().")
+        return servers[0]
 
-    # Topology: where a name lives. One server here; a partitioned alias overrides
-    # both (a client per shard), and a cluster client routes by itself.
+    # Topology (``topology.py``): where a name lives. One server, the primary of a
+    # Sentinel service, or the server weighted rendezvous hashing picks.
 
     def redis_for(self, name: bytes) -> Redis:
         """The client of the server that holds ``name``."""
-        return self.redis()
+        return self.topology.redis_for(name)
 
     def servers(self) -> list[Redis]:
         """One client per server holding sessions (every primary, every shard): what
         sweeps, statistics and checks walk."""
-        return [self.redis()]
+        return self.topology.servers()
 
     def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
         """``names`` grouped by the client that holds them (for pipelines)."""
-        return [(self.redis(), list(names))]
+        return self.topology.by_server(names)
 
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
@@ -117,9 +116,11 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)
-        redis = self.redis_for(call.route)
+        redis, where = self.redis_for(call.route), self.topology
         try:
-            reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
+            reply = self.retry.call_with_retry(
+                partial(_send, redis, call), partial(where.after_failure, redis), where.is_retryable
+            )
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -138,7 +139,7 @@ class Sessions:
         except aio.NotNative:
             return await sync_to_async(self.execute)(call)
         try:
-            reply = await aio.send(redis, call, self.aretry, errors.is_retryable)
+            reply = await aio.send(redis, call, self.aretry, self.topology.is_retryable)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc

@@ -13,11 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import aio, lua
 from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
 from .storage import Call, evalsha
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 SCAN_COUNT = 1000
 
@@ -30,9 +33,10 @@ def bucket_pattern(sessions: HashSessions) -> bytes:
     return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
-def all_buckets(sessions: HashSessions) -> Iterator[bytes]:
-    """Every bucket, found with SCAN (never KEYS) over the bucket pattern, on every server."""
-    for redis in sessions.servers():
+def all_buckets(sessions: HashSessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+    """Every bucket, found with SCAN (never KEYS) over the bucket pattern, on every server
+    (or on ``servers``)."""
+    for redis in sessions.servers() if servers is None else servers:
         for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
             if is_bucket_name(sessions, key):
                 yield key
@@ -83,6 +87,16 @@ class SweepReport:
     seconds: float = 0.0
     longest_call: float = 0.0
     finished: bool = True
+
+    def add(self, other: SweepReport) -> None:
+        """Count ``other`` (another server's sweep) in this one."""
+        self.buckets += other.buckets
+        self.fields += other.fields
+        self.expired += other.expired
+        self.calls += other.calls
+        self.seconds += other.seconds
+        self.longest_call = max(self.longest_call, other.longest_call)
+        self.finished = self.finished and other.finished
 
 
 def sweep(
@@ -180,14 +194,27 @@ class BucketStats:
     def bytes_per_session(self) -> float:
         return (self.bucket_bytes + self.overflow_bytes) / self.fields if self.fields else 0.0
 
+    def add(self, other: BucketStats) -> None:
+        """Count ``other`` (another server's buckets) in these."""
+        self.buckets += other.buckets
+        self.fields += other.fields
+        self.max_fields = max(self.max_fields, other.max_fields)
+        self.bucket_bytes += other.bucket_bytes
+        self.overflow_keys += other.overflow_keys
+        self.overflow_bytes += other.overflow_bytes
+        self.encodings.update(other.encodings)
 
-def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500) -> BucketStats:
-    """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys."""
+
+def bucket_stats(
+    sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500, server: Redis | None = None
+) -> BucketStats:
+    """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys
+    (on ``server`` alone, where the buckets were found, when it is given)."""
     stats = BucketStats()
     chunk: list[bytes] = []
 
     def measure() -> None:
-        for redis, names in sessions.by_server(chunk):
+        for redis, names in sessions.by_server(chunk) if server is None else [(server, chunk)]:
             pipe = redis.pipeline(transaction=False)
             for key in names:
                 pipe.hlen(key)
@@ -210,7 +237,7 @@ def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 
     if chunk:
         measure()
     pattern = bucket_pattern(sessions) + b":*"
-    for redis in sessions.servers():
+    for redis in sessions.servers() if server is None else [server]:
         pipe = redis.pipeline(transaction=False)
         for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
             stats.overflow_keys += 1

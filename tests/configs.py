@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from tests import partitions
 from tests.redis_stats import CountingConnection
 from tests.servers import standalone
 
@@ -52,6 +53,15 @@ if _has("lz4"):
     CONFIGS["string-lz4"] = _config(11, **STRING, COMPRESS_LIB="lz4", COMPRESS_MIN_LENGTH=10)
 if _has("zstandard"):
     CONFIGS["hash-zstd"] = _config(12, **HASH, COMPRESS_LIB="zstd", COMPRESS_MIN_LENGTH=10)
+
+
+# Topologies: the same contract on three servers by weight (tests/partitions.py).
+def _partitioned(db: int, **options: Any) -> dict[str, Any]:
+    return {**_config(db, WEIGHTS=[1, 2, 1], **options), "LOCATION": [partitions.url(i, db) for i in range(3)]}
+
+
+CONFIGS["string-partitioned"] = _partitioned(1, **STRING)
+CONFIGS["hash-partitioned"] = _partitioned(2, **HASH)
 
 STRING_CONFIGS = sorted(name for name in CONFIGS if name.startswith("string-"))
 HASH_CONFIGS = sorted(name for name in CONFIGS if name.startswith("hash-"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -12,6 +14,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cache_sessions.buckets import HashSessions
 from cache_sessions.client import sessions_for
 from cache_sessions.sweep import BucketStats, SweepReport, all_buckets, bucket_stats, sample_buckets, sweep
+from cache_sessions.topology import label
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 class Command(BaseCommand):
@@ -51,25 +57,47 @@ class Command(BaseCommand):
             return
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        buckets = (
-            all_buckets(sessions) if options["all"] or options["stats"] else sample_buckets(sessions, options["sample"])
-        )
+        # Server by server: a partitioned alias reports each, then the total.
+        groups: list[tuple[Redis, Iterable[bytes]]]
+        if options["all"] or options["stats"]:
+            groups = [(redis, all_buckets(sessions, [redis])) for redis in sessions.servers()]
+        else:
+            groups = [*sessions.by_server(sample_buckets(sessions, options["sample"]))]
+        several = len(sessions.servers()) > 1
         if options["stats"]:
-            self.report_stats(bucket_stats(sessions, buckets))
+            total = BucketStats()
+            for redis, buckets in groups:
+                stats = bucket_stats(sessions, buckets, server=redis)
+                total.add(stats)
+                if several:
+                    self.stdout.write(f"{label(redis)}:")
+                    self.report_stats(stats, indent="  ")
+            if several:
+                self.stdout.write(f"all {len(groups)} servers:")
+            self.report_stats(total, indent="  " if several else "")
             return
         tty = self.stderr.isatty() if hasattr(self.stderr, "isatty") else sys.stderr.isatty()
-        report = sweep(
-            sessions,
-            buckets,
-            batch_size=options["batch_size"],
-            max_seconds=options["max_seconds"],
-            dry_run=options["dry_run"],
-            progress=self.progress if tty else None,
-        )
+        report, started = SweepReport(), time.monotonic()
+        for redis, buckets in groups:
+            left = None if options["max_seconds"] is None else options["max_seconds"] - (time.monotonic() - started)
+            part = sweep(
+                sessions,
+                buckets,
+                batch_size=options["batch_size"],
+                max_seconds=left,
+                dry_run=options["dry_run"],
+                progress=self.progress if tty else None,
+            )
+            report.add(part)
+            if several:
+                self.stdout.write(f"{label(redis)}: {self.summary(part, options['dry_run'])}")
         if tty:
             self.stderr.write("")
-        verb = "would remove" if options["dry_run"] else "removed"
-        self.stdout.write(
+        self.stdout.write(("all servers: " if several else "") + self.summary(report, options["dry_run"]))
+
+    def summary(self, report: SweepReport, dry_run: bool) -> str:
+        verb = "would remove" if dry_run else "removed"
+        return (
             f"{report.buckets} buckets scanned, {report.fields} fields seen, {report.expired} expired {verb}, "
             f"{report.seconds:.2f} s ({report.calls} calls, longest {report.longest_call * 1000:.1f} ms)"
             + ("" if report.finished else "; stopped at --max-seconds")
@@ -79,14 +107,15 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{report.buckets} buckets, {report.fields} fields, {report.expired} expired", ending="")
         self.stderr.flush()
 
-    def report_stats(self, stats: BucketStats) -> None:
+    def report_stats(self, stats: BucketStats, indent: str = "") -> None:
         average = stats.fields / stats.buckets if stats.buckets else 0
         encodings = ", ".join(f"{name} {count}" for name, count in sorted(stats.encodings.items())) or "none"
-        self.stdout.write(
-            f"sessions (fields): {stats.fields}\n"
-            f"buckets: {stats.buckets} (fields per bucket: average {average:.1f}, max {stats.max_fields})\n"
-            f"bucket encodings: {encodings}\n"
-            f"overflow keys (sessions too big for a bucket): {stats.overflow_keys}\n"
+        lines = [
+            f"sessions (fields): {stats.fields}",
+            f"buckets: {stats.buckets} (fields per bucket: average {average:.1f}, max {stats.max_fields})",
+            f"bucket encodings: {encodings}",
+            f"overflow keys (sessions too big for a bucket): {stats.overflow_keys}",
             f"memory: {stats.bucket_bytes + stats.overflow_bytes} bytes, "
-            f"{stats.bytes_per_session:.1f} bytes per session"
-        )
+            f"{stats.bytes_per_session:.1f} bytes per session",
+        ]
+        self.stdout.write("\n".join(indent + line for line in lines))

@@ -1,0 +1,59 @@
+"""System checks of the topologies: partitioned aliases.
+
+- E003 a partitioned alias whose LOCATION and WEIGHTS make no sense together
+  (a weight that is not a number > 0, a count that does not match, a server
+  listed twice);
+- W007 weights that are allowed but probably not meant (a server given less
+  than 1% of the keys, a single server), or WEIGHTS on an alias whose client
+  does not read them.
+
+They read settings only, so they run whether or not the servers are up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from . import partition
+
+PARTITIONED = "cache_sessions.partitioned.PartitionedClient"
+OUR_BACKEND = "cache_sessions.cache.RedisCache"
+
+
+def _client_class(config: dict[str, Any]) -> str | None:
+    options = config.get("OPTIONS") or {}
+    if "CLIENT_CLASS" in options:
+        return str(options["CLIENT_CLASS"])
+    if config.get("BACKEND") == OUR_BACKEND:
+        return PARTITIONED if "WEIGHTS" in options else None
+    return None
+
+
+@checks.register(checks.Tags.caches)
+def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for alias, config in getattr(settings, "CACHES", {}).items():
+        weights = (config.get("OPTIONS") or {}).get("WEIGHTS")
+        partitioned = _client_class(config) == PARTITIONED
+        if not partitioned:
+            if weights is not None:
+                messages.append(
+                    checks.Warning(
+                        f"CACHES[{alias!r}] sets WEIGHTS, but its client does not partition: they are ignored.",
+                        hint=f"Set OPTIONS['CLIENT_CLASS'] = {PARTITIONED!r}.",
+                        id="cache_sessions.W007",
+                    )
+                )
+            continue
+        location = config.get("LOCATION", "")
+        found = partition.problems(location, weights)
+        messages += [checks.Error(f"CACHES[{alias!r}]: {problem}", id="cache_sessions.E003") for problem in found]
+        if not found:
+            messages += [
+                checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W007")
+                for doubt in partition.doubts(location, weights)
+            ]
+    return messages
