@@ -34,6 +34,7 @@ from redis.exceptions import NoScriptError
 if TYPE_CHECKING:
     from redis.retry import Retry
 
+    from .replicas import Acks
     from .storage import Call
 
 T = TypeVar("T")
@@ -128,13 +129,16 @@ async def _ignore(error: Exception) -> None:
     pass  # redis-py has already dropped the broken connection
 
 
-async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any) -> Any:
-    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``."""
-    return await retry.call_with_retry(partial(_send_once, redis, call), _ignore, is_retryable)
+async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any, acks: Acks | None = None) -> Any:
+    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``
+    (``acks``: the WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
+    return await retry.call_with_retry(partial(_send_once, redis, call, acks), _ignore, is_retryable)
 
 
-async def _send_once(redis: Redis, call: Call[Any]) -> Any:
+async def _send_once(redis: Redis, call: Call[Any], acks: Acks | None = None) -> Any:
     assert call.args is not None
+    if acks is not None:
+        return await acks.asend(redis, call)
     command: Any = redis.execute_command  # untyped in redis-py
     try:
         return await command(*call.args, **call.options)

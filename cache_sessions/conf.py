@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from . import errors, keys
 from .codec import DEFAULT_MAX_SIZE, Codec
+from .replicas import Acks
 
 DEFAULTS: dict[str, Any] = {
     "USE_HASH": True,
@@ -35,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY": errors.DEFAULT_RETRIES,  # retries of a session operation after a lost connection or a timeout
     "DEGRADED_READS": False,  # middleware: Redis down on a GET/HEAD -> an empty read-only session, not a 503
     "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
+    "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
+    "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
 }
 
 # Read by the topologies of cache_sessions (not session options: the cache uses them too).
@@ -83,6 +86,7 @@ class SessionOptions:
     retry: Retry
     degraded_reads: bool
     retry_after: int
+    acks: Acks | None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
@@ -113,6 +117,7 @@ class SessionOptions:
             retry=retry,
             degraded_reads=bool(values["DEGRADED_READS"]),
             retry_after=_int(values, "RETRY_AFTER", 0),
+            acks=_acks(values),
         )
 
     def for_records(self) -> SessionOptions:
@@ -134,6 +139,14 @@ def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= {minimum}, not {value!r}")
     return value
+
+
+def _acks(values: Mapping[str, Any]) -> Acks | None:
+    replicas = _int(values, "MIN_REPLICAS_ACK", 0)
+    timeout = values["MIN_REPLICAS_ACK_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 3600:
+        raise ImproperlyConfigured(f"OPTIONS['MIN_REPLICAS_ACK_TIMEOUT'] must be seconds > 0, not {timeout!r}")
+    return Acks(replicas, max(1, round(timeout * 1000))) if replicas else None
 
 
 def _callable(values: Mapping[str, Any], name: str) -> Callable[..., Any] | None:

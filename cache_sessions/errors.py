@@ -34,6 +34,16 @@ class SessionStoreError(Exception):
     """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
 
 
+class TooFewReplicas(redis_errors.RedisError):
+    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``replicas.py``)."""
+
+    def __init__(self, acked: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"the write reached the primary, but only {acked} of the {wanted} replicas MIN_REPLICAS_ACK "
+            f"asks for confirmed it within {timeout_ms} ms: it may not survive a failover"
+        )
+
+
 class SessionStoreUnavailable(SessionStoreError, ConnectionInterrupted):
     """The session store cannot serve this request now; retrying later may work.
 
@@ -57,6 +67,7 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     redis_errors.OutOfMemoryError,  # maxmemory reached with noeviction: writes refused
     redis_errors.ClusterDownError,  # also MASTERDOWN
     redis_errors.TryAgainError,
+    TooFewReplicas,
 )
 # ...except these, which no retry will cure.
 _PERMANENT: tuple[type[Exception], ...] = (

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Script:
     source: str
+    # Whether it changes a session or record, so that MIN_REPLICAS_ACK waits for replicas
+    # (a read does not; removing fields that have expired anyway need not).
+    needs_ack: bool = True
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +76,8 @@ LOAD = Script(
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and #v == 5 and string.byte(v, 1) % 8 == 6 then return redis.call('GET', KEYS[2]) end
 return v
-"""
+""",
+    needs_ack=False,
 )
 
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
@@ -148,7 +152,8 @@ if page.err then
   return redis.error_reply(page.err)
 end
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], now, ARGV[3] == '1')}
-"""
+""",
+    needs_ack=False,
 )
 
 # String mode's create on servers without SET NX GET (before Redis 7.0).

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import aio, errors, facts, keys, lua, topology
+from . import aio, errors, facts, keys, lua, replicas, topology
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
 T = TypeVar("T")
+WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,13 @@ class Call(Generic[T]):
         """The key that decides which server gets the call (its first key)."""
         assert self.args is not None
         return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def needs_ack(self) -> bool:
+        """Whether the call changes a session or record (what ``MIN_REPLICAS_ACK`` waits for)."""
+        if self.args is None:
+            return False
+        return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
 
 
 def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
@@ -75,6 +83,7 @@ class Sessions:
         self.codec = options.codec
         self.retry = options.retry
         self.aretry = aio.async_retry(options.retry)
+        self.acks = options.acks  # MIN_REPLICAS_ACK: None, or the WAIT sent after each write
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
         self.topology = topology.of(client)
 
@@ -117,9 +126,10 @@ class Sessions:
         if call.args is None:
             return call.parse(None)
         redis, where = self.redis_for(call.route), self.topology
+        acks = self.acks if call.needs_ack else None
         try:
             reply = self.retry.call_with_retry(
-                partial(_send, redis, call), partial(where.after_failure, redis), where.is_retryable
+                partial(_send, redis, call, acks), partial(where.after_failure, redis), where.is_retryable
             )
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
@@ -139,7 +149,8 @@ class Sessions:
         except aio.NotNative:
             return await sync_to_async(self.execute)(call)
         try:
-            reply = await aio.send(redis, call, self.aretry, self.topology.is_retryable)
+            acks = self.acks if call.needs_ack else None
+            reply = await aio.send(redis, call, self.aretry, self.topology.is_retryable, acks)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -229,8 +240,10 @@ class Sessions:
         return session
 
 
-def _send(redis: Redis, call: Call[Any]) -> Any:
+def _send(redis: Redis, call: Call[Any], acks: replicas.Acks | None = None) -> Any:
     assert call.args is not None
+    if acks is not None:
+        return acks.send(redis, call)
     send: Callable[..., Any] = redis.execute_command  # untyped in redis-py
     try:
         return send(*call.args, **call.options)
