@@ -30,6 +30,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import NoScriptError
+from redis.sentinel import SentinelConnectionPool
 
 if TYPE_CHECKING:
     from redis.retry import Retry
@@ -79,7 +80,7 @@ def client_for(sync_redis: Any) -> Redis:
 
 def mirror(pool: Any) -> ConnectionPool:
     """An asyncio pool with the connection settings of a sync redis-py pool."""
-    if not isinstance(pool, sync_connection.ConnectionPool) or type(pool).__module__ == "redis.sentinel":
+    if not isinstance(pool, sync_connection.ConnectionPool) or isinstance(pool, SentinelConnectionPool):
         raise NotNative(f"no asyncio twin for {type(pool).__name__}")
     sync_class = pool.connection_class
     twin = getattr(sync_class, "async_connection_class", None)  # a hook for custom classes (tests count with it)

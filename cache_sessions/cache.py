@@ -1,8 +1,9 @@
 """``RedisCache``: django-redis's cache backend with cache_sessions' clients as its default.
 
 The client class follows from the OPTIONS, unless ``CLIENT_CLASS`` names one:
-``WEIGHTS`` -> ``partitioned.PartitionedClient`` (several servers, by
-weight), else ``client.SessionClient``.
+``SENTINELS`` -> ``sentinel.SentinelSessionClient`` (a Sentinel service that
+follows failovers), ``WEIGHTS`` -> ``partitioned.PartitionedClient`` (several
+servers, by weight), else ``client.SessionClient``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
 
 CLIENT_CLASS = "cache_sessions.client.SessionClient"
+SENTINEL_CLIENT_CLASS = "cache_sessions.sentinel.SentinelSessionClient"
 PARTITIONED_CLIENT_CLASS = "cache_sessions.partitioned.PartitionedClient"
 
 
@@ -20,7 +22,8 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = params.get("OPTIONS") or {}
         if "CLIENT_CLASS" not in options:
-            client = PARTITIONED_CLIENT_CLASS if "WEIGHTS" in options else CLIENT_CLASS
+            client = SENTINEL_CLIENT_CLASS if options.get("SENTINELS") else CLIENT_CLASS
+            client = PARTITIONED_CLIENT_CLASS if "WEIGHTS" in options else client
             params = {**params, "OPTIONS": {**options, "CLIENT_CLASS": client}}
         super().__init__(server, params)
 

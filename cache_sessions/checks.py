@@ -17,7 +17,7 @@ check never crashes: whatever goes wrong while checking is itself reported.
 - W006 (``check --deploy`` only) the alias has no socket timeouts, so a
   Redis that stops answering would hold every request forever.
 
-E003 and W007 (partitioned aliases) are in ``topology_checks.py``.
+E003, W007 and W008 (partitioned aliases, Sentinel) are in ``topology_checks.py``.
 """
 
 from __future__ import annotations

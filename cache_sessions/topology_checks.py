@@ -1,13 +1,17 @@
-"""System checks of the topologies: partitioned aliases.
+"""System checks of the topologies: partitioned aliases and Sentinel services.
 
 - E003 a partitioned alias whose LOCATION and WEIGHTS make no sense together
   (a weight that is not a number > 0, a count that does not match, a server
   listed twice);
 - W007 weights that are allowed but probably not meant (a server given less
   than 1% of the keys, a single server), or WEIGHTS on an alias whose client
-  does not read them.
+  does not read them;
+- W008 the session alias is on a Sentinel service through a pool that does
+  not follow failovers (django-redis's own Sentinel factory): the saves of
+  the first seconds after a failover can be lost.
 
-They read settings only, so they run whether or not the servers are up.
+They read settings only (W008 builds the alias's client, which connects to
+nothing), so they run whether or not the servers are up.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.cache import caches
 
 from . import partition
 
@@ -57,3 +62,31 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                 for doubt in partition.doubts(location, weights)
             ]
     return messages
+
+
+@checks.register(checks.Tags.caches)
+def check_sentinel_follows_failovers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from redis.sentinel import SentinelConnectionPool
+
+    from .sentinel import FollowingPool
+
+    if getattr(settings, "SESSION_ENGINE", None) != "cache_sessions.backend":
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        cache: Any = caches[alias]
+        pool = cache.client.get_client(write=True).connection_pool
+    except Exception:  # the session alias's own check (E001) reports it
+        return []
+    if not isinstance(pool, SentinelConnectionPool) or isinstance(pool, FollowingPool):
+        return []
+    return [
+        checks.Warning(
+            f"CACHES[{alias!r}] is on a Sentinel service through a pool that does not follow failovers: "
+            f"after a failover, writes keep reaching the old primary until Sentinel demotes it, and those "
+            f"saves are lost.",
+            hint="Use BACKEND 'cache_sessions.cache.RedisCache' with SENTINELS (or OPTIONS['CLIENT_CLASS'] = "
+            "'cache_sessions.sentinel.SentinelSessionClient') and no CONNECTION_FACTORY of your own.",
+            id="cache_sessions.W008",
+        )
+    ]
