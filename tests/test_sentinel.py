@@ -240,8 +240,10 @@ def test_primary_killed_errors_for_a_bounded_time_then_saves_resume(group):
             figures = loop.summary(f"check-{loop.alias}")
             print(f"\nSIGKILL of the primary: {figures}")
             assert not loop.lost_seen and not loop.lost_at_the_end(f"check-{loop.alias}")
-            assert loop.errors > 0 and loop.error_window() < 3.0  # the sentinels' 1 s, then a pause
-            assert loop.longest_gap < 5.0 and loop.saves > 200  # and saves went on without a restart
+            # Errors until the sentinels agree the primary is down (1 s here) and pick a replica
+            # (measured: 0.9-2.1 s), then requests wait for the promotion; a slow election adds seconds.
+            assert loop.errors > 0 and loop.error_window() < 6.0
+            assert loop.longest_gap < 8.0 and loop.saves > 200  # and saves went on without a restart
         Redis(port=new.port, db=3).flushdb()
         Redis(port=new.port, db=4).flushdb()
 
