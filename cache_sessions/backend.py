@@ -44,6 +44,8 @@ class SessionStore(SessionBase):
         self.unavailable: SessionStoreUnavailable | None = None  # the store's last "try again later"
         self.degraded_reads = False  # set by the middleware for requests that only read
         self.degraded = False  # loaded as an empty read-only session because the store was unavailable
+        # Set by the async middleware, which saved with asave() already: True, or the UpdateError it got.
+        self.presaved: bool | UpdateError = False
 
     @cached_property
     def serializer(self) -> Any:
@@ -115,6 +117,11 @@ class SessionStore(SessionBase):
         raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     def save(self, must_create: bool = False) -> None:
+        if self.presaved:
+            presaved, self.presaved = self.presaved, False
+            if isinstance(presaved, UpdateError):
+                raise presaved
+            return
         self._refuse_if_degraded()
         if self.session_key is None:
             return self.create()
