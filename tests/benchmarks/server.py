@@ -70,7 +70,8 @@ Results = dict[tuple[str, str], list[Load]]  # (engine, view): one Load per roun
 
 
 def wrk(url: str, cookie: str, seconds: float, connections: int) -> Load:
-    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-H", f"Cookie: {cookie}", url]
+    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    args += ["-H", f"Cookie: {cookie}", url]
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
 
     def found(pattern: str, default: str | None = None) -> list[str]:

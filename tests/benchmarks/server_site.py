@@ -123,9 +123,7 @@ settings.configure(
     USE_TZ=True,
     DATABASES={},
     INSTALLED_APPS=[],
-    MIDDLEWARE=[
-        "cache_sessions.middleware.SessionMiddleware" if NATIVE else "django.contrib.sessions.middleware.SessionMiddleware"
-    ],
+    MIDDLEWARE=[f"{'cache_sessions' if NATIVE else 'django.contrib.sessions'}.middleware.SessionMiddleware"],
     ROOT_URLCONF=__name__,
     # Errors go to stderr (gunicorn's log), not to mail_admins.
     LOGGING={
