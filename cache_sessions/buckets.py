@@ -120,7 +120,13 @@ class HashSessions(Sessions):
 
     def load_call(self, key: str) -> Call[dict[str, Any] | None]:
         bucket, field, overflow = self.locate(key)
-        return evalsha(lua.LOAD, [bucket, overflow], [field], self.decode)
+
+        def parse(data: bytes | None) -> dict[str, Any] | None | Call[dict[str, Any] | None]:
+            if data is not None and is_overflow_pointer(data):  # a big session: a second round trip
+                return Call(("GET", overflow), self.decode)
+            return self.decode(data)
+
+        return Call(("HGET", bucket, field), parse)
 
     def exists_call(self, key: str) -> Call[bool]:
         bucket, field, _ = self.locate(key)
@@ -148,13 +154,14 @@ class HashSessions(Sessions):
             return evalsha(lua.DELETE, [bucket, overflow], [field], lambda _: True)
         if sweep is None:
             sweep = SWEEP_FIELDS if random.randrange(SWEEP_ONE_WRITE_IN) == 0 else 0
-        expires_at = min(int(time.time()) + ttl, MAX_EXPIRY)
+        now = int(time.time())
+        expires_at = min(now + ttl, MAX_EXPIRY)
         value = self.codec.encode(session, expires_at=expires_at)
         overflow_value = b""
         if len(value) > self.inline_limit():
             value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
-        return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep], bool)
+        return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep, now], bool)
 
     def delete_call(self, key: str) -> Call[None]:
         bucket, field, overflow = self.locate(key)

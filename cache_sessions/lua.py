@@ -1,12 +1,17 @@
-"""Lua scripts of hash mode. Each touches one bucket and the overflow keys of
-its fields (``<bucket>:<field>``, which share the bucket's ``{hash tag}``, so
-one Redis Cluster slot), so each is one round trip.
+"""Lua scripts of hash mode's writes. Each touches one bucket and the overflow
+keys of its fields (``<bucket>:<field>``, which share the bucket's ``{hash
+tag}``, so one Redis Cluster slot), so each is one round trip. Reads need no
+script: a plain HGET (and, for a pointer, a GET of the overflow key).
 
 A bucket field holds a session value whose header carries its absolute
 expiry (``codec.py``): Redis before 7.4 has no per-field TTL, so the scripts
-read it with ``struct.unpack`` and compare it with the Redis server's own
-clock (``TIME``), which makes "is it still alive?" and the write or delete
-that follows one atomic step, whatever the web servers' clocks say. A 5-byte
+read it with ``struct.unpack`` and judge it inside the script, which makes
+"is it still alive?" and the write or delete that follows one atomic step.
+A write is judged by the web server's clock (sent along, as reads use it)
+when the expiry is more than a minute away from it either way, which is
+nearly always; only closer calls ask the Redis server's own clock (``TIME``,
+which costs a script ~1.5 us), so web servers whose clocks disagree by less
+than a minute never overwrite a session the other still sees as live. A 5-byte
 value whose codec bits are 6 is a pointer: the session itself is the string
 at ``<bucket>:<field>``, kept out of the bucket because it is larger than the
 server's ``hash-max-listpack-value``.
@@ -39,65 +44,62 @@ end
 local function is_pointer(v)
   return v and #v == 5 and string.byte(v, 1) % 8 == 6
 end
-local function alive(v, now)
+local server_now
+local function now()
+  if not server_now then server_now = tonumber(redis.call('TIME')[1]) end
+  return server_now
+end
+-- Whether v is a live value; near is the web server's clock. An expiry more than
+-- a minute away from it is judged without asking the Redis server's clock.
+local function alive(v, near)
   if not v then return false end
   local e = expiry(v)
-  return e == nil or e > now
+  if e == nil or e > near + 60 then return true end
+  if e < near - 60 then return false end
+  return e > now()
 end
 local function drop(bucket, field, v)
   redis.call('HDEL', bucket, field)
   if is_pointer(v) then redis.call('DEL', bucket .. ':' .. field) end
 end
--- Remove the expired fields among flat = {field, value, field, value...}.
-local function drop_expired(bucket, flat, now, dry_run)
+-- Remove the expired fields among flat = {field, value, field, value...} (server clock).
+local function drop_expired(bucket, flat, dry_run)
   local expired = 0
   for i = 1, #flat, 2 do
     local e = expiry(flat[i + 1])
-    if e ~= nil and e <= now then
+    if e ~= nil and e <= now() then
       expired = expired + 1
       if not dry_run then drop(bucket, flat[i], flat[i + 1]) end
     end
   end
   return expired
 end
-local now = tonumber(redis.call('TIME')[1])
 """
-
-# LOAD, the hot read path, is sent without PRELUDE (no TIME, no functions to define).
-
-# KEYS: bucket, overflow key. ARGV: field. Returns the stored value, or the
-# value a pointer points at (so a big session also loads in one round trip),
-# or nil. Measured: as fast as a plain HGET from redis-py.
-LOAD = Script(
-    """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and #v == 5 and string.byte(v, 1) % 8 == 6 then return redis.call('GET', KEYS[2]) end
-return v
-"""
-)
 
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
 # the overflow key ('' when it fits the bucket), ttl (> 0), mode ('1'
-# create, '0' update, '2' either), how many fields to sweep for expiry (0: none).
+# create, '0' update, '2' either), how many fields to sweep for expiry (0:
+# none), the web server's clock (Unix seconds).
 # Create refuses a live field, unless it holds exactly what this call writes:
 # then it is this very create, retried after its reply was lost, and succeeds
 # again without writing. Update refuses a missing or expired field (it never
-# resurrects). The bucket's TTL is raised to cover the longest-lived
-# session, never lowered, so a bucket whose sessions all expired goes away.
-# A write with a sweep limit also removes expired fields of its bucket:
-# all of them when the bucket is that small, else that many chosen at random.
+# resurrects). The bucket's TTL is raised to cover the longest-lived session,
+# never lowered, so a bucket whose sessions all expired goes away: EXPIRE GT
+# (one call; NX too for a bucket that has no TTL yet) on Redis 7.0+, PTTL and
+# EXPIRE before. A write with a sweep limit also removes expired fields of its
+# bucket: all of them when the bucket is that small, else that many at random.
 WRITE = Script(
     PRELUDE
     + """
 local bucket, field = KEYS[1], ARGV[1]
-local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[6])
+local ttl, limit, near = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local old = redis.call('HGET', bucket, field)
 if ARGV[5] == '1' then
-  if alive(old, now) then
+  if alive(old, near) then
     local mine = old == ARGV[2] and (ARGV[3] == '' or redis.call('GET', KEYS[2]) == ARGV[3])
     return mine and 1 or 0
   end
-elseif ARGV[5] == '0' and not alive(old, now) then
+elseif ARGV[5] == '0' and not alive(old, near) then
   if old then drop(bucket, field, old) end
   return 0
 end
@@ -107,7 +109,11 @@ if ARGV[3] ~= '' then
 elseif is_pointer(old) then
   redis.call('DEL', KEYS[2])
 end
-if redis.call('PTTL', bucket) < ttl * 1000 then redis.call('EXPIRE', bucket, ttl) end
+if (redis.REDIS_VERSION_NUM or 0) >= 0x070000 then
+  if redis.call('EXPIRE', bucket, ttl, 'GT') == 0 then redis.call('EXPIRE', bucket, ttl, 'NX') end
+elseif redis.call('PTTL', bucket) < ttl * 1000 then
+  redis.call('EXPIRE', bucket, ttl)
+end
 if limit > 0 then
   local flat
   if redis.call('HLEN', bucket) <= limit then
@@ -115,7 +121,7 @@ if limit > 0 then
   else
     flat = redis.call('HRANDFIELD', bucket, limit, 'WITHVALUES')
   end
-  drop_expired(bucket, flat, now, false)
+  drop_expired(bucket, flat, false)
 end
 return 1
 """
@@ -126,10 +132,7 @@ DELETE = Script(
     PRELUDE
     + """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  if is_pointer(v) then redis.call('DEL', KEYS[2]) end
-end
+if v then drop(KEYS[1], ARGV[1], v) end
 return v and 1 or 0
 """
 )
@@ -147,7 +150,7 @@ if page.err then
   if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
   return redis.error_reply(page.err)
 end
-return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], now, ARGV[3] == '1')}
+return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
 """
 )
 

@@ -42,10 +42,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """One round trip: the command to send and how to read its reply."""
+    """One round trip: the command to send and how to read its reply.
+
+    ``parse`` may return another ``Call`` instead of a result: a second round trip
+    that the reply showed is needed (a hash-mode session stored under an overflow
+    key); both executors send it in turn.
+    """
 
     args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
-    parse: Callable[[Any], T]
+    parse: Callable[[Any], T | Call[T]]
     script: lua.Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
     options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
     fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
@@ -116,7 +121,7 @@ class Sessions:
     def execute(self, call: Call[T]) -> T:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
-            return call.parse(None)
+            return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         redis = self.redis_for(call.route)
         try:
             reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
@@ -126,12 +131,13 @@ class Sessions:
             return self.execute(call.fallback())
         except (RedisError, TimeoutError) as exc:
             raise errors.translate(exc) from exc
-        return call.parse(reply)
+        result = call.parse(reply)
+        return self.execute(result) if isinstance(result, Call) else result
 
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
         if call.args is None:
-            return call.parse(None)
+            return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         sync_redis = self.redis_for(call.route)
         try:
             redis = aio.client_for(sync_redis)
@@ -145,7 +151,8 @@ class Sessions:
             return await self.aexecute(call.fallback())
         except (RedisError, TimeoutError) as exc:
             raise errors.translate(exc) from exc
-        return call.parse(reply)
+        result = call.parse(reply)
+        return await self.aexecute(result) if isinstance(result, Call) else result
 
     async def aprepare(self) -> None:
         """Learn, without blocking the loop, the server facts a call builder needs."""
