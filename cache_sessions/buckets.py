@@ -121,7 +121,7 @@ class HashSessions(Sessions):
     def load_call(self, key: str) -> Call[dict[str, Any] | None]:
         bucket, field, overflow = self.locate(key)
 
-        def parse(data: bytes | None) -> dict[str, Any] | None | Call[dict[str, Any] | None]:
+        def parse(data: bytes | None) -> dict[str, Any] | Call[dict[str, Any] | None] | None:
             if data is not None and is_overflow_pointer(data):  # a big session: a second round trip
                 return Call(("GET", overflow), self.decode)
             return self.decode(data)
