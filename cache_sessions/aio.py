@@ -124,13 +124,13 @@ def async_retry(retry: Retry) -> AsyncRetry:
     return AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)  # type: ignore[arg-type]
 
 
-async def _ignore(error: Exception) -> None:
+async def ignore(error: Exception) -> None:
     pass  # redis-py has already dropped the broken connection
 
 
 async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any) -> Any:
     """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``."""
-    return await retry.call_with_retry(partial(_send_once, redis, call), _ignore, is_retryable)
+    return await retry.call_with_retry(partial(_send_once, redis, call), ignore, is_retryable)
 
 
 async def _send_once(redis: Redis, call: Call[Any]) -> Any:

@@ -60,6 +60,11 @@ def bucket_name(number: int) -> bytes:
     return b"h{%x}" % number
 
 
+def overflow_key(bucket: bytes, field: bytes) -> bytes:
+    """Where a session too big for its bucket lives (the scripts build the same name: lua.py)."""
+    return bucket + b":" + field
+
+
 BUCKET_NAME = re.compile(rb"h\{[0-9a-f]+\}")  # every name bucket_name() makes, and nothing else
 BUCKET_GLOB = b"h{*}"  # the same for SCAN MATCH (which also finds overflow keys: filter with BUCKET_NAME)
 
@@ -88,7 +93,7 @@ class HashSessions(Sessions):
         if last is not None and last[0] == key:
             return last[1]
         bucket, field = self.bucket(key), self.field(key)
-        location = bucket, field, bucket + b":" + field
+        location = bucket, field, overflow_key(bucket, field)
         self._last_located = key, location
         return location
 
@@ -129,8 +134,17 @@ class HashSessions(Sessions):
         return Call(("HGET", bucket, field), parse)
 
     def exists_call(self, key: str) -> Call[bool]:
-        bucket, field, _ = self.locate(key)
-        return Call(("HGET", bucket, field), _alive)
+        return self.alive_place_call(self.place(key))
+
+    def place(self, key: str) -> tuple[bytes, ...]:
+        return self.locate(key)[:2]
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        return Call(("HGET", *place), _alive)
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+        bucket, field = place
+        return evalsha(lua.DELETE, [bucket, overflow_key(bucket, field)], [field], lambda _: None)
 
     def create_call(self, key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         return self.write_call(key, session, ttl, CREATE)
@@ -162,10 +176,6 @@ class HashSessions(Sessions):
             value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
         return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep, now], bool)
-
-    def delete_call(self, key: str) -> Call[None]:
-        bucket, field, overflow = self.locate(key)
-        return evalsha(lua.DELETE, [bucket, overflow], [field], lambda _: None)
 
     def clear_expired(self) -> None:
         """Sweep every bucket (``manage.py clearsessions``); see ``cleanuprs`` for options."""

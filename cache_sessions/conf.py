@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY": errors.DEFAULT_RETRIES,  # retries of a session operation after a lost connection or a timeout
     "DEGRADED_READS": False,  # middleware: Redis down on a GET/HEAD -> an empty read-only session, not a 503
     "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
+    "USER_SESSIONS": False,  # keep an index of each user's sessions (users.py: list them, revoke them)
+    "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
+    "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
 }
 
 # Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
@@ -80,6 +83,9 @@ class SessionOptions:
     retry: Retry
     degraded_reads: bool
     retry_after: int
+    user_sessions: bool
+    user_session_metadata: bool
+    user_session_seen_every: int
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
@@ -110,6 +116,9 @@ class SessionOptions:
             retry=retry,
             degraded_reads=bool(values["DEGRADED_READS"]),
             retry_after=_int(values, "RETRY_AFTER", 0),
+            user_sessions=bool(values["USER_SESSIONS"]),
+            user_session_metadata=bool(values["USER_SESSION_METADATA"]),
+            user_session_seen_every=_int(values, "USER_SESSION_SEEN_EVERY", 1),
         )
 
     def for_records(self) -> SessionOptions:

@@ -58,6 +58,15 @@ local function alive(v, near)
   if e < near - 60 then return false end
   return e > now()
 end
+-- Raise a key's TTL to ttl seconds, never lower it: EXPIRE GT (and NX for a key
+-- without a TTL yet) on Redis 7.0+, PTTL then EXPIRE before.
+local function raise_ttl(key, ttl)
+  if (redis.REDIS_VERSION_NUM or 0) >= 0x070000 then
+    if redis.call('EXPIRE', key, ttl, 'GT') == 0 then redis.call('EXPIRE', key, ttl, 'NX') end
+  elseif redis.call('PTTL', key) < ttl * 1000 then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
 local function drop(bucket, field, v)
   redis.call('HDEL', bucket, field)
   if is_pointer(v) then redis.call('DEL', bucket .. ':' .. field) end
@@ -84,9 +93,8 @@ end
 # then it is this very create, retried after its reply was lost, and succeeds
 # again without writing. Update refuses a missing or expired field (it never
 # resurrects). The bucket's TTL is raised to cover the longest-lived session,
-# never lowered, so a bucket whose sessions all expired goes away: EXPIRE GT
-# (one call; NX too for a bucket that has no TTL yet) on Redis 7.0+, PTTL and
-# EXPIRE before. A write with a sweep limit also removes expired fields of its
+# never lowered, so a bucket whose sessions all expired goes away (raise_ttl).
+# A write with a sweep limit also removes expired fields of its
 # bucket: all of them when the bucket is that small, else that many at random.
 WRITE = Script(
     PRELUDE
@@ -109,11 +117,7 @@ if ARGV[3] ~= '' then
 elseif is_pointer(old) then
   redis.call('DEL', KEYS[2])
 end
-if (redis.REDIS_VERSION_NUM or 0) >= 0x070000 then
-  if redis.call('EXPIRE', bucket, ttl, 'GT') == 0 then redis.call('EXPIRE', bucket, ttl, 'NX') end
-elseif redis.call('PTTL', bucket) < ttl * 1000 then
-  redis.call('EXPIRE', bucket, ttl)
-end
+raise_ttl(bucket, ttl)
 if limit > 0 then
   local flat
   if redis.call('HLEN', bucket) <= limit then
@@ -151,6 +155,22 @@ if page.err then
   return redis.error_reply(page.err)
 end
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
+"""
+)
+
+# The index of a user's sessions (users.py): one hash per user. KEYS: the index.
+# ARGV: the session's opaque id, the entry (its expiry in its header, like a
+# session), the entry's ttl. The index's TTL is raised to cover its
+# longest-lived entry (so an index never outlives its last session), and the
+# expired entries of a small index go at the same time.
+INDEX_ADD = Script(
+    PRELUDE
+    + """
+local index, ttl = KEYS[1], tonumber(ARGV[3])
+redis.call('HSET', index, ARGV[1], ARGV[2])
+raise_ttl(index, ttl)
+if redis.call('HLEN', index) <= 64 then drop_expired(index, redis.call('HGETALL', index), false) end
+return 1
 """
 )
 

@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template import TemplateDoesNotExist, loader
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
+from . import users
 from .backend import SessionStore
 from .errors import SessionStoreUnavailable
 
@@ -62,11 +63,24 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
         session = request.session
-        if isinstance(session, SessionStore) and request.method in READ_ONLY_METHODS:
-            session.degraded_reads = session._storage.options.degraded_reads
+        if isinstance(session, SessionStore):
+            options = session._storage.options
+            if request.method in READ_ONLY_METHODS:
+                session.degraded_reads = options.degraded_reads
+            if options.user_sessions and options.user_session_metadata:
+                session.request_meta = users.request_meta(request)
+
+    @staticmethod
+    def _refresh_index(session: Any) -> None:
+        """USER_SESSIONS: a request that used a session whose "last seen" is older than
+        USER_SESSION_SEEN_EVERY saves it (and so its index entry), even if it only read it."""
+        if isinstance(session, SessionStore) and session.index_entry_due():
+            session.modified = True
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session: Any = getattr(request, "session", None)
+        if not getattr(session, "presaved", False):  # (the async path has refreshed and saved already)
+            self._refresh_index(session)
         if getattr(session, "degraded", False):
             patch_vary_headers(response, ("Cookie",))
             add_never_cache_headers(response)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -134,6 +134,53 @@ class Sessions:
         result = call.parse(reply)
         return self.execute(result) if isinstance(result, Call) else result
 
+    def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        """Send ``calls`` in one pipeline per server (one round trip each, in order, not a
+        transaction); a topology without pipelines of its own sends them one by one."""
+        results: list[Any] = [None] * len(calls)
+        for redis, indexes in self._by_client(calls):
+            if not hasattr(redis, "connection_pool"):  # e.g. a cluster client: one at a time
+                for index in indexes:
+                    results[index] = self.execute(calls[index])
+                continue
+            pipe = redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            with errors.translated():
+                replies = self.retry.call_with_retry(pipe.execute, _ignore, errors.is_retryable)
+            for index, reply in zip(indexes, replies, strict=True):
+                result = calls[index].parse(reply)
+                results[index] = self.execute(result) if isinstance(result, Call) else result
+        return results
+
+    async def aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
+        results: list[Any] = [None] * len(calls)
+        for sync_redis, indexes in self._by_client(calls):
+            try:
+                redis = aio.client_for(sync_redis)
+            except aio.NotNative:
+                for index in indexes:
+                    results[index] = await self.aexecute(calls[index])
+                continue
+            pipe = redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            with errors.translated():
+                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, errors.is_retryable)
+            for index, reply in zip(indexes, replies, strict=True):
+                result = calls[index].parse(reply)
+                results[index] = await self.aexecute(result) if isinstance(result, Call) else result
+        return results
+
+    def _by_client(self, calls: list[Call[Any]]) -> list[tuple[Any, list[int]]]:
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for index, call in enumerate(calls):
+            if call.args is not None:
+                redis = self.redis_for(call.route)
+                groups.setdefault(id(redis), (redis, []))[1].append(index)
+        return list(groups.values())
+
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
         if call.args is None:
@@ -209,6 +256,18 @@ class Sessions:
         raise NotImplementedError
 
     def delete_call(self, session_key: str) -> Call[None]:
+        return self.delete_place_call(self.place(session_key))
+
+    # A session's place: the Redis names that find it without its key (the index of a
+    # user's sessions keeps places, never keys: see users.py).
+
+    def place(self, session_key: str) -> tuple[bytes, ...]:
+        raise NotImplementedError
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        raise NotImplementedError
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
         raise NotImplementedError
 
     def clear_expired(self) -> None:
@@ -233,6 +292,39 @@ class Sessions:
         if expires_at is not None and expires_at <= time.time():
             return None
         return session
+
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def drive(steps: Generator[S, Any, R], execute: Callable[[S], Any]) -> R:
+    """Run an operation written as a generator of calls (each reply is sent back in)
+    with the sync executor (``Sessions.execute``, or ``execute_many`` for lists)."""
+    reply = None
+    try:
+        while True:
+            reply = execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def adrive(steps: Generator[S, Any, R], execute: Callable[[S], Awaitable[Any]]) -> R:
+    """``drive`` with an async executor: the same operation, on ``redis.asyncio``."""
+    reply = None
+    try:
+        while True:
+            reply = await execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _pipelined(call: Call[Any]) -> tuple[Any, ...]:
+    """A call's command for a pipeline: a script goes as EVAL (a pipeline cannot answer NOSCRIPT)."""
+    assert call.args is not None
+    if call.script is None:
+        return call.args
+    return ("EVAL", call.script.source, *call.args[2:])
 
 
 def _send(redis: Redis, call: Call[Any]) -> Any:
@@ -267,7 +359,7 @@ class StringSessions(Sessions):
         return Call(("GET", self.redis_key(session_key)), self.decode)
 
     def exists_call(self, session_key: str) -> Call[bool]:
-        return Call(("EXISTS", self.redis_key(session_key)), bool)
+        return self.alive_place_call(self.place(session_key))
 
     def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         """``SET NX GET``: stored, or the key already holds exactly this value (this very
@@ -294,8 +386,14 @@ class StringSessions(Sessions):
             return Call(("DEL", key), lambda _: True)
         return Call(("SET", key, self.codec.encode(session), "EX", ttl, "XX"), bool)
 
-    def delete_call(self, session_key: str) -> Call[None]:
-        return Call(("DEL", self.redis_key(session_key)), lambda _: None)
+    def place(self, session_key: str) -> tuple[bytes, ...]:
+        return (self.redis_key(session_key),)
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        return Call(("EXISTS", place[0]), bool)
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+        return Call(("DEL", place[0]), lambda _: None)
 
     def clear_expired(self) -> None:
         """Redis expires string keys itself: nothing to sweep."""

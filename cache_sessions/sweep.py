@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import aio, lua
 from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
-from .storage import Call, evalsha
+from .storage import Call, adrive, drive, evalsha
 
 SCAN_COUNT = 1000
 
@@ -128,7 +128,7 @@ async def asweep_all(sessions: HashSessions, batch_size: int = 500) -> SweepRepo
     return report
 
 
-Steps = Generator[Call[Any], Any, bool]
+Steps = Generator[Call[Any], Any, bool]  # driven by storage.drive / storage.adrive
 
 
 def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
@@ -146,24 +146,6 @@ def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepRep
         report.expired += expired
         if int(cursor) == 0:
             return True
-
-
-def drive(steps: Steps, execute: Callable[[Call[Any]], Any]) -> bool:
-    reply = None
-    try:
-        while True:
-            reply = execute(steps.send(reply))
-    except StopIteration as done:
-        return bool(done.value)
-
-
-async def adrive(steps: Steps, execute: Callable[[Call[Any]], Awaitable[Any]]) -> bool:
-    reply = None
-    try:
-        while True:
-            reply = await execute(steps.send(reply))
-    except StopIteration as done:
-        return bool(done.value)
 
 
 @dataclass
