@@ -214,3 +214,25 @@ async def test_async_api_through_asgi(site):
     assert (await laptop.get("/aothers")).json() == {"ended": 1}
     assert (await phone.get("/whoami")).json() == {"user": None}
     assert [s["current"] for s in (await laptop.get("/adevices")).json()["sessions"]] == [True]
+
+
+def test_usersessions_command(site):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    laptop, phone = device(), device(IPHONE, "198.51.100.7")
+    out = StringIO()
+    call_command("usersessions", "alice", stdout=out)
+    listing = out.getvalue()
+    assert listing.startswith("2 session(s) of alice:")
+    assert "Safari on iOS" in listing and "198.51.100.7" in listing and "Firefox on Linux" in listing
+    phone_id = next(line.split()[0] for line in listing.splitlines() if "iOS" in line)
+    call_command("usersessions", str(User.objects.get(username="alice").pk), "--revoke", phone_id, stdout=StringIO())
+    assert phone.get("/whoami").json() == {"user": None}
+    out = StringIO()
+    call_command("usersessions", "alice", "--revoke-all", stdout=out)
+    assert out.getvalue().strip() == "1 session(s) of alice ended."
+    assert laptop.get("/whoami").json() == {"user": None}
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("usersessions", "nobody", stdout=StringIO())
