@@ -47,7 +47,8 @@ class Command(BaseCommand):
 
     def find_user(self, wanted: str) -> Any:
         model = get_user_model()
-        found = model._default_manager.filter(**{model.USERNAME_FIELD: wanted}).first()
+        username_field = str(model.USERNAME_FIELD)
+        found = model._default_manager.filter(**{username_field: wanted}).first()
         if found is None and wanted.isdigit():
             found = model._default_manager.filter(pk=wanted).first()
         if found is None:
