@@ -55,9 +55,10 @@ def bucket_number(key: str, buckets: int) -> int:
     return zlib.crc32(key.encode()) % buckets
 
 
-def bucket_name(number: int) -> bytes:
-    """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow keys."""
-    return b"h{%x}" % number
+def bucket_name(number: int, marker: bytes = b"h") -> bytes:
+    """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow
+    keys (``u{<hex>}``: the buckets of users.py's index)."""
+    return marker + b"{%x}" % number
 
 
 def overflow_key(bucket: bytes, field: bytes) -> bytes:
@@ -67,6 +68,8 @@ def overflow_key(bucket: bytes, field: bytes) -> bytes:
 
 BUCKET_NAME = re.compile(rb"h\{[0-9a-f]+\}")  # every name bucket_name() makes, and nothing else
 BUCKET_GLOB = b"h{*}"  # the same for SCAN MATCH (which also finds overflow keys: filter with BUCKET_NAME)
+USER_BUCKET_NAME = re.compile(rb"u\{[0-9a-f]+\}")  # bucket_name(n, b"u"): the buckets of users.py's index
+USER_BUCKET_GLOB = b"u{*}"
 
 
 class HashSessions(Sessions):
@@ -183,15 +186,6 @@ class HashSessions(Sessions):
 
         with errors.translated():
             sweep(self, all_buckets(self))
-
-    async def aclear_expired(self) -> None:
-        from .sweep import asweep_all
-
-        try:
-            with errors.translated():
-                await asweep_all(self)
-        except aio.NotNative:
-            await sync_to_async(self.clear_expired)()
 
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)

@@ -158,19 +158,118 @@ return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
 """
 )
 
-# The index of a user's sessions (users.py): one hash per user. KEYS: the index.
-# ARGV: the session's opaque id, the entry (its expiry in its header, like a
-# session), the entry's ttl. The index's TTL is raised to cover its
-# longest-lived entry (so an index never outlives its last session), and the
-# expired entries of a small index go at the same time.
-INDEX_ADD = Script(
+# The index of users' sessions (users.py). A user is a field of a user bucket;
+# its value is a run of records, each: session id (12 bytes), expiry (4 bytes,
+# big-endian Unix seconds), payload length (2 bytes), payload. A run too long
+# for the bucket's compact encoding moves to the overflow key <bucket>:<field>,
+# leaving a pointer (the same as a session's). Records whose expiry passed (by
+# the web server's clock, sent along) go whenever a run is rewritten.
+INDEX_PRELUDE = (
     PRELUDE
     + """
-local index, ttl = KEYS[1], tonumber(ARGV[3])
-redis.call('HSET', index, ARGV[1], ARGV[2])
-raise_ttl(index, ttl)
-if redis.call('HLEN', index) <= 64 then drop_expired(index, redis.call('HGETALL', index), false) end
+-- The run of a user (following a pointer), and the records kept of it.
+local function records(bucket, field, overflow)
+  local run = redis.call('HGET', bucket, field)
+  if is_pointer(run) then run = redis.call('GET', overflow) end
+  return run or ''
+end
+-- The records of a run to keep: not expired, not drop_sid. Returns nil for a value
+-- that is not exactly a run of records (left as it is: not ours to judge).
+local function keep(run, near, drop_sid)
+  local kept, longest, pos, seen = {}, 0, 1, 0
+  while pos + 17 <= #run do
+    local expires, size = struct.unpack('>I4I2', run, pos + 12)
+    local stop = pos + 18 + size
+    if stop > #run + 1 then return nil end
+    seen = seen + 1
+    if expires > near and string.sub(run, pos, pos + 11) ~= drop_sid then
+      kept[#kept + 1] = string.sub(run, pos, stop - 1)
+      if expires > longest then longest = expires end
+    end
+    pos = stop
+  end
+  if pos ~= #run + 1 then return nil end
+  return kept, longest, seen
+end
+-- Write a user's run back: inline, or under the overflow key when over limit bytes.
+local function store(bucket, field, overflow, kept, longest, near, limit, pointer_byte)
+  local old = redis.call('HGET', bucket, field)
+  if #kept == 0 then
+    redis.call('HDEL', bucket, field)
+    if is_pointer(old) then redis.call('DEL', overflow) end
+    return
+  end
+  local run, ttl = table.concat(kept), longest - near
+  if #run > limit then
+    redis.call('SET', overflow, run, 'EX', ttl)
+    redis.call('HSET', bucket, field, pointer_byte .. struct.pack('>I4', longest))
+  else
+    redis.call('HSET', bucket, field, run)
+    if is_pointer(old) then redis.call('DEL', overflow) end
+  end
+  raise_ttl(bucket, ttl)
+end
+"""
+)
+
+# KEYS: user bucket, overflow key. ARGV: field, the new record, the web server's
+# clock, the inline limit, the pointer's first byte. Replaces the record of the
+# same session, drops expired ones.
+INDEX_ADD = Script(
+    INDEX_PRELUDE
+    + """
+local near, record = tonumber(ARGV[3]), ARGV[2]
+local kept, longest = keep(records(KEYS[1], ARGV[1], KEYS[2]), near, string.sub(record, 1, 12))
+if not kept then kept, longest = {}, 0 end  -- a damaged run: replaced by this record
+kept[#kept + 1] = record
+local expires = struct.unpack('>I4', record, 13)
+if expires > longest then longest = expires end
+store(KEYS[1], ARGV[1], KEYS[2], kept, longest, near, tonumber(ARGV[4]), ARGV[5])
 return 1
+"""
+)
+
+# KEYS: user bucket, overflow key. ARGV: field, the web server's clock, the
+# inline limit, the pointer's first byte, then the ids of the sessions to drop.
+INDEX_REMOVE = Script(
+    INDEX_PRELUDE
+    + """
+local near, run = tonumber(ARGV[2]), records(KEYS[1], ARGV[1], KEYS[2])
+for i = 5, #ARGV do
+  local kept = keep(run, near, ARGV[i])
+  if not kept then return 0 end  -- a damaged run: left as it is
+  run = table.concat(kept)
+end
+local kept, longest = keep(run, near, '')
+store(KEYS[1], ARGV[1], KEYS[2], kept, longest, near, tonumber(ARGV[3]), ARGV[4])
+return 1
+"""
+)
+
+# KEYS: user bucket. ARGV: HSCAN cursor, HSCAN count, the web server's clock,
+# the inline limit, the pointer's first byte, '1' for a dry run. Drops the
+# expired records of one page of users. Returns {next cursor, records seen,
+# records expired}, or {'0', -1, 0} when the key is not a hash.
+INDEX_SWEEP = Script(
+    INDEX_PRELUDE
+    + """
+local page = redis.pcall('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+if page.err then
+  if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
+  return redis.error_reply(page.err)
+end
+local near, seen, expired = tonumber(ARGV[3]), 0, 0
+for i = 1, #page[2], 2 do
+  local field = page[2][i]
+  local overflow = KEYS[1] .. ':' .. field
+  local kept, longest, total = keep(records(KEYS[1], field, overflow), near, '')
+  if not kept then kept, total = {}, -1 end  -- not a run of records: skipped
+  seen, expired = seen + math.max(total, 0), expired + math.max(total - #kept, 0)
+  if total >= 0 and #kept < total and ARGV[6] ~= '1' then
+    store(KEYS[1], field, overflow, kept, longest, near, tonumber(ARGV[4]), ARGV[5])
+  end
+end
+return {page[1], seen, expired}
 """
 )
 

@@ -241,7 +241,14 @@ class Sessions:
         await self.aexecute(self.delete_call(session_key))
 
     async def aclear_expired(self) -> None:
-        """Redis expires string keys itself: nothing to sweep (hash mode overrides)."""
+        """Sweep what ``clear_expired`` sweeps, on ``redis.asyncio``."""
+        from .sweep import asweep_all
+
+        try:
+            with errors.translated():
+                await asweep_all(self)
+        except aio.NotNative:
+            await sync_to_async(self.clear_expired)()
 
     def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
         raise NotImplementedError
@@ -396,4 +403,9 @@ class StringSessions(Sessions):
         return Call(("DEL", place[0]), lambda _: None)
 
     def clear_expired(self) -> None:
-        """Redis expires string keys itself: nothing to sweep."""
+        """Redis expires string keys itself: only the index of users' sessions is swept."""
+        if self.options.user_sessions:
+            from .sweep import all_buckets, sweep
+
+            with errors.translated():
+                sweep(self, all_buckets(self))

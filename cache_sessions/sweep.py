@@ -15,9 +15,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aio, lua
-from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
-from .storage import Call, adrive, drive, evalsha
+from . import aio, lua, users
+from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
+from .storage import Call, Sessions, adrive, drive, evalsha
 
 SCAN_COUNT = 1000
 
@@ -30,25 +30,56 @@ def bucket_pattern(sessions: HashSessions) -> bytes:
     return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
-def all_buckets(sessions: HashSessions) -> Iterator[bytes]:
-    """Every bucket, found with SCAN (never KEYS) over the bucket pattern, on every server."""
-    for redis in sessions.servers():
-        for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
-            if is_bucket_name(sessions, key):
-                yield key
+def all_buckets(sessions: Sessions) -> Iterator[bytes]:
+    """Every bucket to sweep (the sessions' in hash mode, the user index's with
+    USER_SESSIONS), found with SCAN (never KEYS), on every server."""
+    for pattern, accept in sweep_targets(sessions):
+        for redis in sessions.servers():
+            for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                if accept(key):
+                    yield key
+
+
+def session_buckets(sessions: HashSessions) -> Iterator[bytes]:
+    """Every session bucket (``cleanuprs --stats``)."""
+    return (key for key in all_buckets(sessions) if is_bucket_name(sessions, key))
+
+
+def sweep_targets(sessions: Sessions) -> list[tuple[bytes, Callable[[bytes], bool]]]:
+    """``(SCAN MATCH pattern, which keys found are buckets)`` for each kind of bucket."""
+    targets: list[tuple[bytes, Callable[[bytes], bool]]] = []
+    if isinstance(sessions, HashSessions):
+        targets.append((bucket_pattern(sessions), lambda key: is_bucket_name(sessions, key)))
+    if sessions.options.user_sessions:
+        pattern = _glob_escape(sessions.prefix) + USER_BUCKET_GLOB
+        targets.append((pattern, lambda key: is_user_bucket(sessions, key)))
+    return targets
 
 
 def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
-    """Whether ``key`` can be a bucket of ``sessions``: inside its namespace, and with
-    the default names, exactly ``h{<hex>}`` (not an overflow key, not anything else)."""
-    if not key.startswith(sessions.prefix):
+    """Whether ``key`` can be a session bucket of ``sessions``: inside its namespace, and with
+    the default names, exactly ``h{<hex>}`` (not an overflow key, not a user bucket, nothing else)."""
+    if not key.startswith(sessions.prefix) or is_user_bucket(sessions, key):
         return False
     if sessions.default_buckets():
         return BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
     return True
 
 
-def sample_buckets(sessions: HashSessions, size: int) -> list[bytes]:
+def is_user_bucket(sessions: Sessions, key: bytes) -> bool:
+    return key.startswith(sessions.prefix) and USER_BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
+
+
+def sample_buckets(sessions: Sessions, size: int) -> list[bytes]:
+    """``size`` random session buckets (hash mode) and, with USER_SESSIONS, user buckets."""
+    chosen = _sample_session_buckets(sessions, size) if isinstance(sessions, HashSessions) else []
+    if sessions.options.user_sessions:
+        numbers = random.sample(range(sessions.options.buckets), min(size, sessions.options.buckets))
+        chosen += [sessions.prefix + bucket_name(number, b"u") for number in numbers]
+    return chosen
+
+
+def _sample_session_buckets(sessions: HashSessions, size: int) -> list[bytes]:
     """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets.
 
     Whatever the chooser returns, only names that can be buckets of these
@@ -86,7 +117,7 @@ class SweepReport:
 
 
 def sweep(
-    sessions: HashSessions,
+    sessions: Sessions,
     buckets: Iterable[bytes],
     *,
     batch_size: int = 500,
@@ -105,7 +136,7 @@ def sweep(
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             report.finished = False
             break
-        if drive(bucket_sweep(bucket, batch_size, dry_run, report), sessions.execute):
+        if drive(bucket_sweep(sessions, bucket, batch_size, dry_run, report), sessions.execute):
             report.buckets += 1
             if progress is not None:
                 progress(report)
@@ -113,17 +144,16 @@ def sweep(
     return report
 
 
-async def asweep_all(sessions: HashSessions, batch_size: int = 500) -> SweepReport:
+async def asweep_all(sessions: Sessions, batch_size: int = 500) -> SweepReport:
     """``sweep(sessions, all_buckets(sessions))`` on ``redis.asyncio`` (``aclear_expired``)."""
     report = SweepReport()
     started = time.monotonic()
-    for redis in sessions.servers():
-        scan = aio.client_for(redis).scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash")
-        async for bucket in scan:
-            if is_bucket_name(sessions, bucket) and await adrive(
-                bucket_sweep(bucket, batch_size, False, report), sessions.aexecute
-            ):
-                report.buckets += 1
+    for pattern, accept in sweep_targets(sessions):
+        for redis in sessions.servers():
+            async for bucket in aio.client_for(redis).scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                steps = bucket_sweep(sessions, bucket, batch_size, False, report)
+                if accept(bucket) and await adrive(steps, sessions.aexecute):
+                    report.buckets += 1
     report.seconds = time.monotonic() - started
     return report
 
@@ -131,13 +161,21 @@ async def asweep_all(sessions: HashSessions, batch_size: int = 500) -> SweepRepo
 Steps = Generator[Call[Any], Any, bool]  # driven by storage.drive / storage.adrive
 
 
-def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
+def bucket_sweep(sessions: Sessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
     """The calls that page through one bucket (a driver sends each reply back in), adding
-    to ``report``; returns False if the key is not a bucket. Written once for both executors."""
+    to ``report``; returns False if the key is not a bucket. Written once for both executors.
+    A user bucket's page counts records, not fields."""
     cursor: bytes | int = 0
+    index = is_user_bucket(sessions, bucket)
+    limit = users.index_limit(sessions) if index else 0
     while True:
         call_started = time.monotonic()
-        cursor, seen, expired = yield evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
+        if index:
+            args = [cursor, batch_size, int(time.time()), limit, users.POINTER_BYTE, int(dry_run)]
+            call = evalsha(lua.INDEX_SWEEP, [bucket], args, list)
+        else:
+            call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
+        cursor, seen, expired = yield call
         if seen < 0:
             return False  # not a hash: not a bucket
         report.longest_call = max(report.longest_call, time.monotonic() - call_started)

@@ -11,7 +11,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions.buckets import HashSessions
 from cache_sessions.client import sessions_for
-from cache_sessions.sweep import BucketStats, SweepReport, all_buckets, bucket_stats, sample_buckets, sweep
+from cache_sessions.sweep import (
+    BucketStats,
+    SweepReport,
+    all_buckets,
+    bucket_stats,
+    sample_buckets,
+    session_buckets,
+    sweep,
+)
 
 
 class Command(BaseCommand):
@@ -43,7 +51,7 @@ class Command(BaseCommand):
             sessions = sessions_for(alias)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-        if not isinstance(sessions, HashSessions):
+        if not isinstance(sessions, HashSessions) and not sessions.options.user_sessions:
             self.stdout.write(
                 f"CACHES[{alias!r}] stores sessions as strings (USE_HASH=False): "
                 "Redis expires them itself, nothing to sweep."
@@ -55,7 +63,9 @@ class Command(BaseCommand):
             all_buckets(sessions) if options["all"] or options["stats"] else sample_buckets(sessions, options["sample"])
         )
         if options["stats"]:
-            self.report_stats(bucket_stats(sessions, buckets))
+            if not isinstance(sessions, HashSessions):
+                raise CommandError("--stats reports on hash mode's buckets; this alias uses string mode.")
+            self.report_stats(bucket_stats(sessions, session_buckets(sessions)))
             return
         tty = self.stderr.isatty() if hasattr(self.stderr, "isatty") else sys.stderr.isatty()
         report = sweep(
