@@ -126,14 +126,14 @@ def async_retry(retry: Retry) -> AsyncRetry:
     return AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)  # type: ignore[arg-type]
 
 
-async def _ignore(error: Exception) -> None:
+async def ignore(error: Exception) -> None:
     pass  # redis-py has already dropped the broken connection
 
 
 async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any, acks: Acks | None = None) -> Any:
     """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``
     (``acks``: the WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
-    return await retry.call_with_retry(partial(_send_once, redis, call, acks), _ignore, is_retryable)
+    return await retry.call_with_retry(partial(_send_once, redis, call, acks), ignore, is_retryable)
 
 
 async def _send_once(redis: Redis, call: Call[Any], acks: Acks | None = None) -> Any:

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys
+from . import keys, users
 from .client import sessions_for
 from .errors import SessionStoreUnavailable
 from .storage import Sessions
@@ -44,6 +44,12 @@ class SessionStore(SessionBase):
         self.unavailable: SessionStoreUnavailable | None = None  # the store's last "try again later"
         self.degraded_reads = False  # set by the middleware for requests that only read
         self.degraded = False  # loaded as an empty read-only session because the store was unavailable
+        # Set by the async middleware, which saved with asave() already: True, or the UpdateError it got.
+        self.presaved: bool | UpdateError = False
+        # USER_SESSIONS: the user whose index lists the session as loaded, and what
+        # USER_SESSION_METADATA keeps of the request (set by the middleware).
+        self.indexed: tuple[str, str] | None = None  # (session key, user id) of an indexed session as loaded
+        self.request_meta: dict[str, str] | None = None
 
     @cached_property
     def serializer(self) -> Any:
@@ -83,6 +89,9 @@ class SessionStore(SessionBase):
         if session is None:
             self._session_key = None
             return {}
+        user = session.get(users.USER_KEY)
+        if user and users.MARK in session and self.session_key:
+            self.indexed = (self.session_key, str(user))
         return session
 
     def _unavailable_on_load(self, exc: SessionStoreUnavailable) -> dict[str, Any]:
@@ -115,17 +124,30 @@ class SessionStore(SessionBase):
         raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     def save(self, must_create: bool = False) -> None:
+        if self.presaved:
+            presaved, self.presaved = self.presaved, False
+            if isinstance(presaved, UpdateError):
+                raise presaved
+            return
         self._refuse_if_degraded()
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
         ttl = self._ttl(session)
         storage = self._storage
+        if users.entry_due(self, session, must_create):  # first the index entry: never a session it misses
+            self._remembering(storage.execute, users.add_call(self, session, ttl, must_create))
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
                 raise CreateError
         elif not self._remembering(storage.update, self.session_key, session, ttl):
             raise UpdateError
+
+    def index_entry_due(self) -> bool:
+        """Whether saving now would refresh this session's index entry (USER_SESSIONS):
+        only for a session this request has loaded, never a reason to load one."""
+        loaded: dict[str, Any] | None = getattr(self, "_session_cache", None)
+        return loaded is not None and not self.degraded and users.entry_due(self, loaded, False)
 
     def _refuse_if_degraded(self) -> None:
         if self.degraded:
@@ -141,8 +163,19 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self._key_to_delete(session_key)
-        if session_key is not None:
-            self._remembering(self._storage.delete, session_key)
+        if session_key is None:
+            return
+        storage = self._storage
+        if self.indexed and self.indexed[0] == session_key:  # the session, then its index entry: one pipeline
+            self._remembering(storage.execute_many, [storage.delete_call(session_key), self._unindex_call()])
+        else:
+            self._remembering(storage.execute, storage.delete_call(session_key))
+
+    def _unindex_call(self) -> Any:
+        assert self.indexed is not None
+        session_key, user = self.indexed
+        self.indexed = None
+        return users.remove_call(self._storage, user, session_key)
 
     def _key_to_delete(self, session_key: str | None) -> str | None:
         session_key = self.session_key if session_key is None else session_key
@@ -189,6 +222,9 @@ class SessionStore(SessionBase):
         session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         ttl = self._ttl(session)
         storage = self._storage
+        if users.entry_due(self, session, must_create):
+            await storage.aprepare()
+            await self._aremembering(storage.aexecute, users.add_call(self, session, ttl, must_create))
         if must_create:
             if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
                 raise CreateError
@@ -197,8 +233,13 @@ class SessionStore(SessionBase):
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self._key_to_delete(session_key)
-        if session_key is not None:
-            await self._aremembering(self._storage.adelete, session_key)
+        if session_key is None:
+            return
+        storage = self._storage
+        if self.indexed and self.indexed[0] == session_key:
+            await self._aremembering(storage.aexecute_many, [storage.delete_call(session_key), self._unindex_call()])
+        else:
+            await self._aremembering(storage.aexecute, storage.delete_call(session_key))
 
     @classmethod
     async def aclear_expired(cls) -> None:

@@ -55,13 +55,21 @@ def bucket_number(key: str, buckets: int) -> int:
     return zlib.crc32(key.encode()) % buckets
 
 
-def bucket_name(number: int) -> bytes:
-    """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow keys."""
-    return b"h{%x}" % number
+def bucket_name(number: int, marker: bytes = b"h") -> bytes:
+    """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow
+    keys (``u{<hex>}``: the buckets of users.py's index)."""
+    return marker + b"{%x}" % number
+
+
+def overflow_key(bucket: bytes, field: bytes) -> bytes:
+    """Where a session too big for its bucket lives (the scripts build the same name: lua.py)."""
+    return bucket + b":" + field
 
 
 BUCKET_NAME = re.compile(rb"h\{[0-9a-f]+\}")  # every name bucket_name() makes, and nothing else
 BUCKET_GLOB = b"h{*}"  # the same for SCAN MATCH (which also finds overflow keys: filter with BUCKET_NAME)
+USER_BUCKET_NAME = re.compile(rb"u\{[0-9a-f]+\}")  # bucket_name(n, b"u"): the buckets of users.py's index
+USER_BUCKET_GLOB = b"u{*}"
 
 
 class HashSessions(Sessions):
@@ -88,7 +96,7 @@ class HashSessions(Sessions):
         if last is not None and last[0] == key:
             return last[1]
         bucket, field = self.bucket(key), self.field(key)
-        location = bucket, field, bucket + b":" + field
+        location = bucket, field, overflow_key(bucket, field)
         self._last_located = key, location
         return location
 
@@ -120,11 +128,26 @@ class HashSessions(Sessions):
 
     def load_call(self, key: str) -> Call[dict[str, Any] | None]:
         bucket, field, overflow = self.locate(key)
-        return evalsha(lua.LOAD, [bucket, overflow], [field], self.decode)
+
+        def parse(data: bytes | None) -> dict[str, Any] | Call[dict[str, Any] | None] | None:
+            if data is not None and is_overflow_pointer(data):  # a big session: a second round trip
+                return Call(("GET", overflow), self.decode)
+            return self.decode(data)
+
+        return Call(("HGET", bucket, field), parse)
 
     def exists_call(self, key: str) -> Call[bool]:
-        bucket, field, _ = self.locate(key)
-        return Call(("HGET", bucket, field), _alive)
+        return self.alive_place_call(self.place(key))
+
+    def place(self, key: str) -> tuple[bytes, ...]:
+        return self.locate(key)[:2]
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        return Call(("HGET", *place), _alive)
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+        bucket, field = place
+        return evalsha(lua.DELETE, [bucket, overflow_key(bucket, field)], [field], lambda _: None)
 
     def create_call(self, key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         return self.write_call(key, session, ttl, CREATE)
@@ -148,17 +171,14 @@ class HashSessions(Sessions):
             return evalsha(lua.DELETE, [bucket, overflow], [field], lambda _: True)
         if sweep is None:
             sweep = SWEEP_FIELDS if random.randrange(SWEEP_ONE_WRITE_IN) == 0 else 0
-        expires_at = min(int(time.time()) + ttl, MAX_EXPIRY)
+        now = int(time.time())
+        expires_at = min(now + ttl, MAX_EXPIRY)
         value = self.codec.encode(session, expires_at=expires_at)
         overflow_value = b""
         if len(value) > self.inline_limit():
             value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
-        return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep], bool)
-
-    def delete_call(self, key: str) -> Call[None]:
-        bucket, field, overflow = self.locate(key)
-        return evalsha(lua.DELETE, [bucket, overflow], [field], lambda _: None)
+        return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep, now], bool)
 
     def clear_expired(self) -> None:
         """Sweep every bucket (``manage.py clearsessions``); see ``cleanuprs`` for options."""
@@ -166,15 +186,6 @@ class HashSessions(Sessions):
 
         with errors.translated():
             sweep(self, all_buckets(self))
-
-    async def aclear_expired(self) -> None:
-        from .sweep import asweep_all
-
-        try:
-            with errors.translated():
-                await asweep_all(self)
-        except aio.NotNative:
-            await sync_to_async(self.clear_expired)()
 
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)

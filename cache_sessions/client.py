@@ -12,10 +12,12 @@ sessions.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.exceptions import ImproperlyConfigured
 from django_redis.cache import RedisCache as DjangoRedisCache
@@ -108,12 +110,22 @@ def build_sessions(client: DefaultClient, backend: BaseCache, options: SessionOp
 
 
 def sessions_for(alias: str) -> Sessions:
-    """The session storage of a cache alias, built on first use and kept on its client
-    (Django makes a cache object, and so a client, per thread and per asyncio task)."""
-    cache = redis_cache(alias)
-    client = cache.client
-    sessions: Sessions | None = getattr(client, "_cache_sessions", None)
-    if sessions is None:
+    """The session storage of a cache alias: built once per process and settings.
+
+    Django makes a cache object, and so a django-redis client, per thread and
+    under ASGI per request (per asyncio task): building the storage from it
+    each time cost ~100 us a request. The storage only needs the redis-py
+    client, which is safe to share between threads, so it is kept here for as
+    long as ``settings.CACHES`` is the same object (tests that override the
+    setting get a new one).
+    """
+    caches_setting = settings.CACHES
+    built = _built.get(alias)
+    if built is not None and built[0] is caches_setting:
+        return built[1]
+    with _building:
+        cache = redis_cache(alias)
+        client = cache.client
         if isinstance(client, ShardClient):
             raise ImproperlyConfigured(
                 f"CACHES[{alias!r}] uses django-redis's ShardClient, which cannot give cache_sessions the "
@@ -121,6 +133,10 @@ def sessions_for(alias: str) -> Sessions:
                 f"OPTIONS['CLIENT_CLASS'] = 'cache_sessions.partitioned.PartitionedClient' (or set "
                 f"OPTIONS['WEIGHTS'], one weight per LOCATION, with cache_sessions.cache.RedisCache)."
             )
-        options = SessionOptions.from_options(getattr(client, "_options", {}))
-        sessions = client._cache_sessions = build_sessions(client, cache, options)
+        sessions = build_sessions(client, cache, SessionOptions.from_options(getattr(client, "_options", {})))
+        _built[alias] = (caches_setting, sessions)  # the setting is held, so its id is never reused
     return sessions
+
+
+_built: dict[str, tuple[object, Sessions]] = {}
+_building = threading.Lock()

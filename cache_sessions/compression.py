@@ -61,50 +61,34 @@ def _snappy() -> Functions:
     return snappy.compress, decompress
 
 
+def _capped(inflater: Any, data: bytes, limit: int) -> bytes:
+    """Inflate with a streaming decompressor (zlib, lzma, lz4 frames), producing at most
+    ``limit`` + 1 bytes: one byte more than allowed says the payload is too large."""
+    out: bytes = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise Oversized(limit)
+    if not inflater.eof:
+        raise ValueError("truncated stream")
+    return out
+
+
 def _zlib() -> Functions:
     import zlib
 
-    def decompress(data: bytes, limit: int) -> bytes:
-        inflater = zlib.decompressobj()
-        out = inflater.decompress(data, limit + 1)
-        if len(out) > limit:
-            raise Oversized(limit)
-        if not inflater.eof:
-            raise ValueError("truncated zlib stream")
-        return out
-
-    return zlib.compress, decompress
+    return zlib.compress, lambda data, limit: _capped(zlib.decompressobj(), data, limit)
 
 
 def _lzma() -> Functions:
     import lzma
 
-    def decompress(data: bytes, limit: int) -> bytes:
-        # memlimit bounds the decoder's own tables (a hostile header can ask for GBs).
-        inflater = lzma.LZMADecompressor(memlimit=128 << 20)
-        out = inflater.decompress(data, max_length=limit + 1)
-        if len(out) > limit:
-            raise Oversized(limit)
-        if not inflater.eof:
-            raise ValueError("truncated lzma stream")
-        return out
-
-    return lzma.compress, decompress
+    # memlimit bounds the decoder's own tables (a hostile header can ask for GBs).
+    return lzma.compress, lambda data, limit: _capped(lzma.LZMADecompressor(memlimit=128 << 20), data, limit)
 
 
 def _lz4() -> Functions:
     import lz4.frame
 
-    def decompress(data: bytes, limit: int) -> bytes:
-        inflater = lz4.frame.LZ4FrameDecompressor()
-        out: bytes = inflater.decompress(data, max_length=limit + 1)
-        if len(out) > limit:
-            raise Oversized(limit)
-        if not inflater.eof:
-            raise ValueError("truncated lz4 frame")
-        return out
-
-    return lz4.frame.compress, decompress
+    return lz4.frame.compress, lambda data, limit: _capped(lz4.frame.LZ4FrameDecompressor(), data, limit)
 
 
 def _zstd() -> Functions:

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY": errors.DEFAULT_RETRIES,  # retries of a session operation after a lost connection or a timeout
     "DEGRADED_READS": False,  # middleware: Redis down on a GET/HEAD -> an empty read-only session, not a 503
     "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
+    "USER_SESSIONS": False,  # keep an index of each user's sessions (users.py: list them, revoke them)
+    "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
+    "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
     "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
     "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
 }
@@ -86,6 +89,9 @@ class SessionOptions:
     retry: Retry
     degraded_reads: bool
     retry_after: int
+    user_sessions: bool
+    user_session_metadata: bool
+    user_session_seen_every: int
     acks: Acks | None
 
     @classmethod
@@ -117,6 +123,9 @@ class SessionOptions:
             retry=retry,
             degraded_reads=bool(values["DEGRADED_READS"]),
             retry_after=_int(values, "RETRY_AFTER", 0),
+            user_sessions=bool(values["USER_SESSIONS"]),
+            user_session_metadata=bool(values["USER_SESSION_METADATA"]),
+            user_session_seen_every=_int(values, "USER_SESSION_SEEN_EVERY", 1),
             acks=_acks(values),
         )
 

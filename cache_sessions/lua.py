@@ -1,12 +1,17 @@
-"""Lua scripts of hash mode. Each touches one bucket and the overflow keys of
-its fields (``<bucket>:<field>``, which share the bucket's ``{hash tag}``, so
-one Redis Cluster slot), so each is one round trip.
+"""Lua scripts of hash mode's writes. Each touches one bucket and the overflow
+keys of its fields (``<bucket>:<field>``, which share the bucket's ``{hash
+tag}``, so one Redis Cluster slot), so each is one round trip. Reads need no
+script: a plain HGET (and, for a pointer, a GET of the overflow key).
 
 A bucket field holds a session value whose header carries its absolute
 expiry (``codec.py``): Redis before 7.4 has no per-field TTL, so the scripts
-read it with ``struct.unpack`` and compare it with the Redis server's own
-clock (``TIME``), which makes "is it still alive?" and the write or delete
-that follows one atomic step, whatever the web servers' clocks say. A 5-byte
+read it with ``struct.unpack`` and judge it inside the script, which makes
+"is it still alive?" and the write or delete that follows one atomic step.
+A write is judged by the web server's clock (sent along, as reads use it)
+when the expiry is more than a minute away from it either way, which is
+nearly always; only closer calls ask the Redis server's own clock (``TIME``,
+which costs a script ~1.5 us), so web servers whose clocks disagree by less
+than a minute never overwrite a session the other still sees as live. A 5-byte
 value whose codec bits are 6 is a pointer: the session itself is the string
 at ``<bucket>:<field>``, kept out of the bucket because it is larger than the
 server's ``hash-max-listpack-value``.
@@ -25,8 +30,8 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Script:
     source: str
-    # Whether it changes a session or record, so that MIN_REPLICAS_ACK waits for replicas
-    # (a read does not; removing fields that have expired anyway need not).
+    # Whether it changes a session, record or index entry, so that MIN_REPLICAS_ACK waits
+    # for replicas (removing what has expired anyway need not).
     needs_ack: bool = True
     sha: str = field(init=False)
 
@@ -42,66 +47,70 @@ end
 local function is_pointer(v)
   return v and #v == 5 and string.byte(v, 1) % 8 == 6
 end
-local function alive(v, now)
+local server_now
+local function now()
+  if not server_now then server_now = tonumber(redis.call('TIME')[1]) end
+  return server_now
+end
+-- Whether v is a live value; near is the web server's clock. An expiry more than
+-- a minute away from it is judged without asking the Redis server's clock.
+local function alive(v, near)
   if not v then return false end
   local e = expiry(v)
-  return e == nil or e > now
+  if e == nil or e > near + 60 then return true end
+  if e < near - 60 then return false end
+  return e > now()
+end
+-- Raise a key's TTL to ttl seconds, never lower it: EXPIRE GT (and NX for a key
+-- without a TTL yet) on Redis 7.0+, PTTL then EXPIRE before.
+local function raise_ttl(key, ttl)
+  if (redis.REDIS_VERSION_NUM or 0) >= 0x070000 then
+    if redis.call('EXPIRE', key, ttl, 'GT') == 0 then redis.call('EXPIRE', key, ttl, 'NX') end
+  elseif redis.call('PTTL', key) < ttl * 1000 then
+    redis.call('EXPIRE', key, ttl)
+  end
 end
 local function drop(bucket, field, v)
   redis.call('HDEL', bucket, field)
   if is_pointer(v) then redis.call('DEL', bucket .. ':' .. field) end
 end
--- Remove the expired fields among flat = {field, value, field, value...}.
-local function drop_expired(bucket, flat, now, dry_run)
+-- Remove the expired fields among flat = {field, value, field, value...} (server clock).
+local function drop_expired(bucket, flat, dry_run)
   local expired = 0
   for i = 1, #flat, 2 do
     local e = expiry(flat[i + 1])
-    if e ~= nil and e <= now then
+    if e ~= nil and e <= now() then
       expired = expired + 1
       if not dry_run then drop(bucket, flat[i], flat[i + 1]) end
     end
   end
   return expired
 end
-local now = tonumber(redis.call('TIME')[1])
 """
-
-# LOAD, the hot read path, is sent without PRELUDE (no TIME, no functions to define).
-
-# KEYS: bucket, overflow key. ARGV: field. Returns the stored value, or the
-# value a pointer points at (so a big session also loads in one round trip),
-# or nil. Measured: as fast as a plain HGET from redis-py.
-LOAD = Script(
-    """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and #v == 5 and string.byte(v, 1) % 8 == 6 then return redis.call('GET', KEYS[2]) end
-return v
-""",
-    needs_ack=False,
-)
 
 # KEYS: bucket, overflow key. ARGV: field, value for the bucket, value for
 # the overflow key ('' when it fits the bucket), ttl (> 0), mode ('1'
-# create, '0' update, '2' either), how many fields to sweep for expiry (0: none).
+# create, '0' update, '2' either), how many fields to sweep for expiry (0:
+# none), the web server's clock (Unix seconds).
 # Create refuses a live field, unless it holds exactly what this call writes:
 # then it is this very create, retried after its reply was lost, and succeeds
 # again without writing. Update refuses a missing or expired field (it never
-# resurrects). The bucket's TTL is raised to cover the longest-lived
-# session, never lowered, so a bucket whose sessions all expired goes away.
-# A write with a sweep limit also removes expired fields of its bucket:
-# all of them when the bucket is that small, else that many chosen at random.
+# resurrects). The bucket's TTL is raised to cover the longest-lived session,
+# never lowered, so a bucket whose sessions all expired goes away (raise_ttl).
+# A write with a sweep limit also removes expired fields of its
+# bucket: all of them when the bucket is that small, else that many at random.
 WRITE = Script(
     PRELUDE
     + """
 local bucket, field = KEYS[1], ARGV[1]
-local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[6])
+local ttl, limit, near = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local old = redis.call('HGET', bucket, field)
 if ARGV[5] == '1' then
-  if alive(old, now) then
+  if alive(old, near) then
     local mine = old == ARGV[2] and (ARGV[3] == '' or redis.call('GET', KEYS[2]) == ARGV[3])
     return mine and 1 or 0
   end
-elseif ARGV[5] == '0' and not alive(old, now) then
+elseif ARGV[5] == '0' and not alive(old, near) then
   if old then drop(bucket, field, old) end
   return 0
 end
@@ -111,7 +120,7 @@ if ARGV[3] ~= '' then
 elseif is_pointer(old) then
   redis.call('DEL', KEYS[2])
 end
-if redis.call('PTTL', bucket) < ttl * 1000 then redis.call('EXPIRE', bucket, ttl) end
+raise_ttl(bucket, ttl)
 if limit > 0 then
   local flat
   if redis.call('HLEN', bucket) <= limit then
@@ -119,7 +128,7 @@ if limit > 0 then
   else
     flat = redis.call('HRANDFIELD', bucket, limit, 'WITHVALUES')
   end
-  drop_expired(bucket, flat, now, false)
+  drop_expired(bucket, flat, false)
 end
 return 1
 """
@@ -130,10 +139,7 @@ DELETE = Script(
     PRELUDE
     + """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  if is_pointer(v) then redis.call('DEL', KEYS[2]) end
-end
+if v then drop(KEYS[1], ARGV[1], v) end
 return v and 1 or 0
 """
 )
@@ -151,7 +157,123 @@ if page.err then
   if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
   return redis.error_reply(page.err)
 end
-return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], now, ARGV[3] == '1')}
+return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
+""",
+    needs_ack=False,
+)
+
+# The index of users' sessions (users.py). A user is a field of a user bucket;
+# its value is a run of records, each: session id (12 bytes), expiry (4 bytes,
+# big-endian Unix seconds), payload length (2 bytes), payload. A run too long
+# for the bucket's compact encoding moves to the overflow key <bucket>:<field>,
+# leaving a pointer (the same as a session's). Records whose expiry passed (by
+# the web server's clock, sent along) go whenever a run is rewritten.
+INDEX_PRELUDE = (
+    PRELUDE
+    + """
+-- The run of a user (following a pointer), and the records kept of it.
+local function records(bucket, field, overflow)
+  local run = redis.call('HGET', bucket, field)
+  if is_pointer(run) then run = redis.call('GET', overflow) end
+  return run or ''
+end
+-- The records of a run to keep: not expired, not drop_sid. Returns nil for a value
+-- that is not exactly a run of records (left as it is: not ours to judge).
+local function keep(run, near, drop_sid)
+  local kept, longest, pos, seen = {}, 0, 1, 0
+  while pos + 17 <= #run do
+    local expires, size = struct.unpack('>I4I2', run, pos + 12)
+    local stop = pos + 18 + size
+    if stop > #run + 1 then return nil end
+    seen = seen + 1
+    if expires > near and string.sub(run, pos, pos + 11) ~= drop_sid then
+      kept[#kept + 1] = string.sub(run, pos, stop - 1)
+      if expires > longest then longest = expires end
+    end
+    pos = stop
+  end
+  if pos ~= #run + 1 then return nil end
+  return kept, longest, seen
+end
+-- Write a user's run back: inline, or under the overflow key when over limit bytes.
+local function store(bucket, field, overflow, kept, longest, near, limit, pointer_byte)
+  local old = redis.call('HGET', bucket, field)
+  if #kept == 0 then
+    redis.call('HDEL', bucket, field)
+    if is_pointer(old) then redis.call('DEL', overflow) end
+    return
+  end
+  local run, ttl = table.concat(kept), longest - near
+  if #run > limit then
+    redis.call('SET', overflow, run, 'EX', ttl)
+    redis.call('HSET', bucket, field, pointer_byte .. struct.pack('>I4', longest))
+  else
+    redis.call('HSET', bucket, field, run)
+    if is_pointer(old) then redis.call('DEL', overflow) end
+  end
+  raise_ttl(bucket, ttl)
+end
+"""
+)
+
+# KEYS: user bucket, overflow key. ARGV: field, the new record, the web server's
+# clock, the inline limit, the pointer's first byte. Replaces the record of the
+# same session, drops expired ones.
+INDEX_ADD = Script(
+    INDEX_PRELUDE
+    + """
+local near, record = tonumber(ARGV[3]), ARGV[2]
+local kept, longest = keep(records(KEYS[1], ARGV[1], KEYS[2]), near, string.sub(record, 1, 12))
+if not kept then kept, longest = {}, 0 end  -- a damaged run: replaced by this record
+kept[#kept + 1] = record
+local expires = struct.unpack('>I4', record, 13)
+if expires > longest then longest = expires end
+store(KEYS[1], ARGV[1], KEYS[2], kept, longest, near, tonumber(ARGV[4]), ARGV[5])
+return 1
+"""
+)
+
+# KEYS: user bucket, overflow key. ARGV: field, the web server's clock, the
+# inline limit, the pointer's first byte, then the ids of the sessions to drop.
+INDEX_REMOVE = Script(
+    INDEX_PRELUDE
+    + """
+local near, run = tonumber(ARGV[2]), records(KEYS[1], ARGV[1], KEYS[2])
+for i = 5, #ARGV do
+  local kept = keep(run, near, ARGV[i])
+  if not kept then return 0 end  -- a damaged run: left as it is
+  run = table.concat(kept)
+end
+local kept, longest = keep(run, near, '')
+store(KEYS[1], ARGV[1], KEYS[2], kept, longest, near, tonumber(ARGV[3]), ARGV[4])
+return 1
+"""
+)
+
+# KEYS: user bucket. ARGV: HSCAN cursor, HSCAN count, the web server's clock,
+# the inline limit, the pointer's first byte, '1' for a dry run. Drops the
+# expired records of one page of users. Returns {next cursor, records seen,
+# records expired}, or {'0', -1, 0} when the key is not a hash.
+INDEX_SWEEP = Script(
+    INDEX_PRELUDE
+    + """
+local page = redis.pcall('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+if page.err then
+  if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
+  return redis.error_reply(page.err)
+end
+local near, seen, expired = tonumber(ARGV[3]), 0, 0
+for i = 1, #page[2], 2 do
+  local field = page[2][i]
+  local overflow = KEYS[1] .. ':' .. field
+  local kept, longest, total = keep(records(KEYS[1], field, overflow), near, '')
+  if not kept then kept, total = {}, -1 end  -- not a run of records: skipped
+  seen, expired = seen + math.max(total, 0), expired + math.max(total - #kept, 0)
+  if total >= 0 and #kept < total and ARGV[6] ~= '1' then
+    store(KEYS[1], field, overflow, kept, longest, near, tonumber(ARGV[4]), ARGV[5])
+  end
+end
+return {page[1], seen, expired}
 """,
     needs_ack=False,
 )

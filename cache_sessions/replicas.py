@@ -64,8 +64,14 @@ class Acks:
         return pipe
 
     def judge(self, reply: Any, acked: Any) -> Any:
+        """The write's reply, once ``acked`` (WAIT's reply) says enough replicas have it."""
         if isinstance(reply, Exception):
             raise reply
+        self.check(acked)
+        return reply
+
+    def check(self, acked: Any) -> None:
+        """Raise ``TooFewReplicas`` (and log) when WAIT's reply is below ``replicas``."""
         if isinstance(acked, Exception):
             raise acked
         if int(acked) < self.replicas:
@@ -76,4 +82,3 @@ class Acks:
                 self.timeout_ms,
             )
             raise TooFewReplicas(int(acked), self.replicas, self.timeout_ms)
-        return reply

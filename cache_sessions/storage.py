@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -43,10 +43,15 @@ WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage 
 
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """One round trip: the command to send and how to read its reply."""
+    """One round trip: the command to send and how to read its reply.
+
+    ``parse`` may return another ``Call`` instead of a result: a second round trip
+    that the reply showed is needed (a hash-mode session stored under an overflow
+    key); both executors send it in turn.
+    """
 
     args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
-    parse: Callable[[Any], T]
+    parse: Callable[[Any], T | Call[T]]
     script: lua.Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
     options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
     fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
@@ -124,7 +129,7 @@ class Sessions:
     def execute(self, call: Call[T]) -> T:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
-            return call.parse(None)
+            return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         redis, where = self.redis_for(call.route), self.topology
         acks = self.acks if call.needs_ack else None
         try:
@@ -137,12 +142,76 @@ class Sessions:
             return self.execute(call.fallback())
         except (RedisError, TimeoutError) as exc:
             raise errors.translate(exc) from exc
-        return call.parse(reply)
+        result = call.parse(reply)
+        return self.execute(result) if isinstance(result, Call) else result
+
+    def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        """Send ``calls`` in one pipeline per server (one round trip each, in order, not a
+        transaction); a topology without pipelines of its own sends them one by one."""
+        results: list[Any] = [None] * len(calls)
+        for redis, indexes in self._by_client(calls):
+            if not hasattr(redis, "connection_pool"):  # e.g. a cluster client: one at a time
+                for index in indexes:
+                    results[index] = self.execute(calls[index])
+                continue
+            pipe = redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            acks = self._acks_for(pipe, [calls[index] for index in indexes])
+            where = self.topology
+            with errors.translated():
+                replies = self.retry.call_with_retry(
+                    pipe.execute, partial(where.after_failure, redis), where.is_retryable
+                )
+                if acks is not None:
+                    acks.check(replies.pop())
+            for index, reply in zip(indexes, replies, strict=True):
+                result = calls[index].parse(reply)
+                results[index] = self.execute(result) if isinstance(result, Call) else result
+        return results
+
+    async def aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
+        results: list[Any] = [None] * len(calls)
+        for sync_redis, indexes in self._by_client(calls):
+            try:
+                redis = aio.client_for(sync_redis)
+            except aio.NotNative:
+                for index in indexes:
+                    results[index] = await self.aexecute(calls[index])
+                continue
+            pipe = redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            acks = self._acks_for(pipe, [calls[index] for index in indexes])
+            with errors.translated():
+                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.topology.is_retryable)
+                if acks is not None:
+                    acks.check(replies.pop())
+            for index, reply in zip(indexes, replies, strict=True):
+                result = calls[index].parse(reply)
+                results[index] = await self.aexecute(result) if isinstance(result, Call) else result
+        return results
+
+    def _acks_for(self, pipe: Any, calls: list[Call[Any]]) -> replicas.Acks | None:
+        """MIN_REPLICAS_ACK's WAIT at the end of a pipeline that writes (its reply is last)."""
+        if self.acks is None or not any(call.needs_ack for call in calls):
+            return None
+        pipe.execute_command("WAIT", self.acks.replicas, self.acks.timeout_ms)
+        return self.acks
+
+    def _by_client(self, calls: list[Call[Any]]) -> list[tuple[Any, list[int]]]:
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for index, call in enumerate(calls):
+            if call.args is not None:
+                redis = self.redis_for(call.route)
+                groups.setdefault(id(redis), (redis, []))[1].append(index)
+        return list(groups.values())
 
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
         if call.args is None:
-            return call.parse(None)
+            return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         sync_redis = self.redis_for(call.route)
         try:
             redis = aio.client_for(sync_redis)
@@ -157,7 +226,8 @@ class Sessions:
             return await self.aexecute(call.fallback())
         except (RedisError, TimeoutError) as exc:
             raise errors.translate(exc) from exc
-        return call.parse(reply)
+        result = call.parse(reply)
+        return await self.aexecute(result) if isinstance(result, Call) else result
 
     async def aprepare(self) -> None:
         """Learn, without blocking the loop, the server facts a call builder needs."""
@@ -199,7 +269,14 @@ class Sessions:
         await self.aexecute(self.delete_call(session_key))
 
     async def aclear_expired(self) -> None:
-        """Redis expires string keys itself: nothing to sweep (hash mode overrides)."""
+        """Sweep what ``clear_expired`` sweeps, on ``redis.asyncio``."""
+        from .sweep import asweep_all
+
+        try:
+            with errors.translated():
+                await asweep_all(self)
+        except aio.NotNative:
+            await sync_to_async(self.clear_expired)()
 
     def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
         raise NotImplementedError
@@ -214,6 +291,18 @@ class Sessions:
         raise NotImplementedError
 
     def delete_call(self, session_key: str) -> Call[None]:
+        return self.delete_place_call(self.place(session_key))
+
+    # A session's place: the Redis names that find it without its key (the index of a
+    # user's sessions keeps places, never keys: see users.py).
+
+    def place(self, session_key: str) -> tuple[bytes, ...]:
+        raise NotImplementedError
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        raise NotImplementedError
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
         raise NotImplementedError
 
     def clear_expired(self) -> None:
@@ -238,6 +327,39 @@ class Sessions:
         if expires_at is not None and expires_at <= time.time():
             return None
         return session
+
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def drive(steps: Generator[S, Any, R], execute: Callable[[S], Any]) -> R:
+    """Run an operation written as a generator of calls (each reply is sent back in)
+    with the sync executor (``Sessions.execute``, or ``execute_many`` for lists)."""
+    reply = None
+    try:
+        while True:
+            reply = execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def adrive(steps: Generator[S, Any, R], execute: Callable[[S], Awaitable[Any]]) -> R:
+    """``drive`` with an async executor: the same operation, on ``redis.asyncio``."""
+    reply = None
+    try:
+        while True:
+            reply = await execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _pipelined(call: Call[Any]) -> tuple[Any, ...]:
+    """A call's command for a pipeline: a script goes as EVAL (a pipeline cannot answer NOSCRIPT)."""
+    assert call.args is not None
+    if call.script is None:
+        return call.args
+    return ("EVAL", call.script.source, *call.args[2:])
 
 
 def _send(redis: Redis, call: Call[Any], acks: replicas.Acks | None = None) -> Any:
@@ -274,7 +396,7 @@ class StringSessions(Sessions):
         return Call(("GET", self.redis_key(session_key)), self.decode)
 
     def exists_call(self, session_key: str) -> Call[bool]:
-        return Call(("EXISTS", self.redis_key(session_key)), bool)
+        return self.alive_place_call(self.place(session_key))
 
     def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         """``SET NX GET``: stored, or the key already holds exactly this value (this very
@@ -301,8 +423,19 @@ class StringSessions(Sessions):
             return Call(("DEL", key), lambda _: True)
         return Call(("SET", key, self.codec.encode(session), "EX", ttl, "XX"), bool)
 
-    def delete_call(self, session_key: str) -> Call[None]:
-        return Call(("DEL", self.redis_key(session_key)), lambda _: None)
+    def place(self, session_key: str) -> tuple[bytes, ...]:
+        return (self.redis_key(session_key),)
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        return Call(("EXISTS", place[0]), bool)
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+        return Call(("DEL", place[0]), lambda _: None)
 
     def clear_expired(self) -> None:
-        """Redis expires string keys itself: nothing to sweep."""
+        """Redis expires string keys itself: only the index of users' sessions is swept."""
+        if self.options.user_sessions:
+            from .sweep import all_buckets, sweep
+
+            with errors.translated():
+                sweep(self, all_buckets(self))

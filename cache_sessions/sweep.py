@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import aio, lua
-from .buckets import BUCKET_GLOB, BUCKET_NAME, HashSessions, bucket_name
-from .storage import Call, evalsha
+from . import aio, lua, users
+from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
+from .storage import Call, Sessions, adrive, drive, evalsha
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -33,26 +33,56 @@ def bucket_pattern(sessions: HashSessions) -> bytes:
     return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
-def all_buckets(sessions: HashSessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
-    """Every bucket, found with SCAN (never KEYS) over the bucket pattern, on every server
-    (or on ``servers``)."""
-    for redis in sessions.servers() if servers is None else servers:
-        for key in redis.scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash"):
-            if is_bucket_name(sessions, key):
-                yield key
+def all_buckets(sessions: Sessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+    """Every bucket to sweep (the sessions' in hash mode, the user index's with
+    USER_SESSIONS), found with SCAN (never KEYS), on every server (or on ``servers``)."""
+    for pattern, accept in sweep_targets(sessions):
+        for redis in sessions.servers() if servers is None else servers:
+            for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                if accept(key):
+                    yield key
+
+
+def session_buckets(sessions: HashSessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+    """Every session bucket (``cleanuprs --stats``), on every server (or on ``servers``)."""
+    return (key for key in all_buckets(sessions, servers) if is_bucket_name(sessions, key))
+
+
+def sweep_targets(sessions: Sessions) -> list[tuple[bytes, Callable[[bytes], bool]]]:
+    """``(SCAN MATCH pattern, which keys found are buckets)`` for each kind of bucket."""
+    targets: list[tuple[bytes, Callable[[bytes], bool]]] = []
+    if isinstance(sessions, HashSessions):
+        targets.append((bucket_pattern(sessions), lambda key: is_bucket_name(sessions, key)))
+    if sessions.options.user_sessions:
+        pattern = _glob_escape(sessions.prefix) + USER_BUCKET_GLOB
+        targets.append((pattern, lambda key: is_user_bucket(sessions, key)))
+    return targets
 
 
 def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
-    """Whether ``key`` can be a bucket of ``sessions``: inside its namespace, and with
-    the default names, exactly ``h{<hex>}`` (not an overflow key, not anything else)."""
-    if not key.startswith(sessions.prefix):
+    """Whether ``key`` can be a session bucket of ``sessions``: inside its namespace, and with
+    the default names, exactly ``h{<hex>}`` (not an overflow key, not a user bucket, nothing else)."""
+    if not key.startswith(sessions.prefix) or is_user_bucket(sessions, key):
         return False
     if sessions.default_buckets():
         return BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
     return True
 
 
-def sample_buckets(sessions: HashSessions, size: int) -> list[bytes]:
+def is_user_bucket(sessions: Sessions, key: bytes) -> bool:
+    return key.startswith(sessions.prefix) and USER_BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
+
+
+def sample_buckets(sessions: Sessions, size: int) -> list[bytes]:
+    """``size`` random session buckets (hash mode) and, with USER_SESSIONS, user buckets."""
+    chosen = _sample_session_buckets(sessions, size) if isinstance(sessions, HashSessions) else []
+    if sessions.options.user_sessions:
+        numbers = random.sample(range(sessions.options.buckets), min(size, sessions.options.buckets))
+        chosen += [sessions.prefix + bucket_name(number, b"u") for number in numbers]
+    return chosen
+
+
+def _sample_session_buckets(sessions: HashSessions, size: int) -> list[bytes]:
     """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets.
 
     Whatever the chooser returns, only names that can be buckets of these
@@ -100,7 +130,7 @@ class SweepReport:
 
 
 def sweep(
-    sessions: HashSessions,
+    sessions: Sessions,
     buckets: Iterable[bytes],
     *,
     batch_size: int = 500,
@@ -119,7 +149,7 @@ def sweep(
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             report.finished = False
             break
-        if drive(bucket_sweep(bucket, batch_size, dry_run, report), sessions.execute):
+        if drive(bucket_sweep(sessions, bucket, batch_size, dry_run, report), sessions.execute):
             report.buckets += 1
             if progress is not None:
                 progress(report)
@@ -127,31 +157,38 @@ def sweep(
     return report
 
 
-async def asweep_all(sessions: HashSessions, batch_size: int = 500) -> SweepReport:
+async def asweep_all(sessions: Sessions, batch_size: int = 500) -> SweepReport:
     """``sweep(sessions, all_buckets(sessions))`` on ``redis.asyncio`` (``aclear_expired``)."""
     report = SweepReport()
     started = time.monotonic()
-    for redis in sessions.servers():
-        scan = aio.client_for(redis).scan_iter(match=bucket_pattern(sessions), count=SCAN_COUNT, _type="hash")
-        async for bucket in scan:
-            if is_bucket_name(sessions, bucket) and await adrive(
-                bucket_sweep(bucket, batch_size, False, report), sessions.aexecute
-            ):
-                report.buckets += 1
+    for pattern, accept in sweep_targets(sessions):
+        for redis in sessions.servers():
+            async for bucket in aio.client_for(redis).scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                steps = bucket_sweep(sessions, bucket, batch_size, False, report)
+                if accept(bucket) and await adrive(steps, sessions.aexecute):
+                    report.buckets += 1
     report.seconds = time.monotonic() - started
     return report
 
 
-Steps = Generator[Call[Any], Any, bool]
+Steps = Generator[Call[Any], Any, bool]  # driven by storage.drive / storage.adrive
 
 
-def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
+def bucket_sweep(sessions: Sessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
     """The calls that page through one bucket (a driver sends each reply back in), adding
-    to ``report``; returns False if the key is not a bucket. Written once for both executors."""
+    to ``report``; returns False if the key is not a bucket. Written once for both executors.
+    A user bucket's page counts records, not fields."""
     cursor: bytes | int = 0
+    index = is_user_bucket(sessions, bucket)
+    limit = users.index_limit(sessions) if index else 0
     while True:
         call_started = time.monotonic()
-        cursor, seen, expired = yield evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
+        if index:
+            args = [cursor, batch_size, int(time.time()), limit, users.POINTER_BYTE, int(dry_run)]
+            call = evalsha(lua.INDEX_SWEEP, [bucket], args, list)
+        else:
+            call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
+        cursor, seen, expired = yield call
         if seen < 0:
             return False  # not a hash: not a bucket
         report.longest_call = max(report.longest_call, time.monotonic() - call_started)
@@ -160,24 +197,6 @@ def bucket_sweep(bucket: bytes, batch_size: int, dry_run: bool, report: SweepRep
         report.expired += expired
         if int(cursor) == 0:
             return True
-
-
-def drive(steps: Steps, execute: Callable[[Call[Any]], Any]) -> bool:
-    reply = None
-    try:
-        while True:
-            reply = execute(steps.send(reply))
-    except StopIteration as done:
-        return bool(done.value)
-
-
-async def adrive(steps: Steps, execute: Callable[[Call[Any]], Awaitable[Any]]) -> bool:
-    reply = None
-    try:
-        while True:
-            reply = await execute(steps.send(reply))
-    except StopIteration as done:
-        return bool(done.value)
 
 
 @dataclass

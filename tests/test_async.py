@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.test import override_settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.test import AsyncClient, override_settings
+from django.urls import path
 
 from cache_sessions import aio, facts
 from cache_sessions.backend import SessionStore
@@ -200,3 +202,42 @@ async def test_aclear_expired_sweeps_natively():
     assert remaining == 1
     assert sent.round_trips == sent.asyncio > 0
     assert sent.threads == {threading.get_ident()}
+
+
+# The middleware under ASGI: sessions loaded and saved on redis.asyncio ------------------
+
+
+async def count_view(request: HttpRequest) -> HttpResponse:
+    n = await request.session.aget("n", 0) + 1
+    await request.session.aset("n", n)
+    return JsonResponse({"n": n})
+
+
+async def show_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"n": await request.session.aget("n")})
+
+
+urlpatterns = [path("count", count_view), path("show", show_view)]
+
+
+@pytest.mark.parametrize("middleware", ["cache_sessions", "django"])
+async def test_the_async_middleware_saves_natively(mode, middleware):
+    """Django's SessionMiddleware saves in a worker thread under ASGI; ours with asave()."""
+    path_ = {
+        "cache_sessions": "cache_sessions.middleware.SessionMiddleware",
+        "django": "django.contrib.sessions.middleware.SessionMiddleware",
+    }[middleware]
+    with override_settings(MIDDLEWARE=[path_], ROOT_URLCONF=__name__):
+        client = AsyncClient()
+        for n in (1, 2):  # warm: scripts loaded, facts known, connections open
+            assert (await client.get("/count")).json() == {"n": n}
+        with sent_by_clients() as sent:
+            response = await client.get("/count")
+        assert response.json() == {"n": 3}
+        assert (await client.get("/show")).json() == {"n": 3}
+    if middleware == "cache_sessions":
+        assert sent.round_trips == sent.asyncio == 2  # load + save, both in the loop
+        assert sent.threads == {threading.get_ident()}
+    else:
+        assert sent.round_trips - sent.asyncio == 1  # the save, through a sync connection...
+        assert len(sent.threads) == 2  # ...from a worker thread

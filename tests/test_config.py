@@ -374,12 +374,21 @@ def test_checks_report_a_generator_that_is_not_deterministic(option):
         assert check_ids() == ["cache_sessions.E002"]
 
 
-def test_storage_of_a_stock_client_lives_on_that_client():
+def test_storage_is_built_once_per_process_and_setting():
+    """Django makes a cache object per thread (and per request under ASGI): the storage
+    is not rebuilt for each; a changed CACHES setting gets a new one."""
+    import threading
+
     with sessions_alias(CLIENT_CLASS="django_redis.client.DefaultClient"):
-        client = caches["sessions"].client
-        session = SessionStore()
-        session.save()
-        assert client._cache_sessions is session._storage
+        first = sessions_for("sessions")
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(sessions_for("sessions")))
+        thread.start()
+        thread.join()
+        assert seen == [first]
+        assert SessionStore()._storage is first
+    with sessions_alias(BUCKETS=8):
+        assert sessions_for("sessions") is not first
 
 
 def test_sessions_work_when_config_cannot_be_read(config_forbidden):

@@ -165,7 +165,8 @@ def test_retried_create_leaves_exactly_one_session(server, use_hash, fault, retr
     creates = 5
     # String mode creates with SET NX GET, or (Redis 6.2 has no NX with GET) a small script.
     write = "EVALSHA" if use_hash or server.version() < (7,) else "SET"
-    with FaultProxy(server.port) as proxy, sessions_on(proxy.url, use_hash=use_hash, SOCKET_TIMEOUT=0.1, **retry):
+    # 0.3 s: long enough for a retry on a busy machine, well short of the 1 s the late reply waits.
+    with FaultProxy(server.port) as proxy, sessions_on(proxy.url, use_hash=use_hash, SOCKET_TIMEOUT=0.3, **retry):
         SessionStore().create()  # hash mode: scripts loaded and CONFIG read before the faults start
         sessions = {}
         for n in range(creates):

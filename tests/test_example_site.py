@@ -282,3 +282,17 @@ def test_login_cart_session_logout(site: Site) -> None:
     assert not where.exists(sessions_db)
     assert sessions_db.exists(where.key if where.field is None else where.overflow_key) == 0
     assert sessions_db.keys(f"*{session_key}*") == []
+
+
+def test_log_out_other_devices(site: Site) -> None:
+    laptop, phone = Browser(site.base_url), Browser(site.base_url)
+    for browser in (laptop, phone):
+        assert "Hello demo" in browser.post("/", browser.get("/"), {"username": "demo", "password": "demo"})
+    devices = laptop.get("/devices/")
+    assert devices.count("<tr>") == 3  # a header and two sessions
+    assert "(this one)" in devices
+    devices = laptop.post("/devices/", devices, {"action": "others"})
+    assert "Logged out of 1 other device." in devices
+    assert devices.count("<tr>") == 2
+    assert "Log in" in phone.get("/")  # the other device's next request is anonymous
+    assert "Hello demo" in laptop.get("/")

@@ -73,6 +73,29 @@ def test_each_write_waits_for_the_replica_in_the_same_round_trip(acked):
     assert sent.commands["wait"] == 0  # reads never wait
 
 
+def test_a_pipeline_that_writes_ends_with_one_wait(pair, acked):
+    """execute_many (a session and its index entry deleted together, say): one WAIT per pipeline."""
+    storage = SessionStore()._storage
+    keys = []
+    for _ in range(3):
+        session = SessionStore()
+        session.create()
+        keys.append(session.session_key)
+    with sent_by_clients() as sent:
+        storage.execute_many([storage.delete_call(key) for key in keys[:2]])
+    assert (sent.round_trips, sent.commands["wait"]) == (1, 1)
+    with sent_by_clients() as sent:
+        storage.execute_many([storage.exists_call(key) for key in keys])  # reads: no WAIT
+    assert sent.commands["wait"] == 0
+    _, replica = pair
+    replica.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(SessionStoreUnavailable, match="MIN_REPLICAS_ACK"):
+            storage.execute_many([storage.delete_call(keys[2])])
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
+
+
 def test_a_write_too_few_replicas_confirm_is_an_error(pair, acked, caplog):
     _, replica = pair
     session = SessionStore()

@@ -148,6 +148,9 @@ CACHES = {
             "USE_HASH": os.environ.get("DEMO_USE_HASH", "1") != "0",
             "COMPRESS_LIB": "snappy",
             "COMPRESS_MIN_LENGTH": 400,
+            # The "Devices" page: an index of each user's sessions, with IP address and device.
+            "USER_SESSIONS": True,
+            "USER_SESSION_METADATA": True,
         },
     },
 }

@@ -1,7 +1,8 @@
-"""Four pages that put the session engine to work: login, a cart, a look inside Redis, logout."""
+"""Pages that put the session engine to work: login, a cart, a look inside Redis, your devices, logout."""
 
 from __future__ import annotations
 
+import datetime
 from pprint import pformat
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from cache_sessions import users
 from cache_sessions.codec import CorruptSession, read_header
 
 from . import redis_info
@@ -149,3 +151,34 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)  # flushes the session: its Redis field (or key) is deleted
     messages.info(request, "You are logged out: your session was deleted from Redis.")
     return redirect("home")
+
+
+@require_http_methods(["GET", "POST"])
+def devices(request: HttpRequest) -> HttpResponse:
+    """Where you are logged in (cache_sessions' USER_SESSIONS), and logging out elsewhere."""
+    if not request.user.is_authenticated:
+        messages.info(request, "Log in to see where you are logged in.")
+        return redirect("home")
+    if request.method == "POST":
+        if request.POST.get("action") == "others":
+            ended = users.revoke_other_sessions(request)
+            messages.info(request, f"Logged out of {ended} other device{'s' if ended != 1 else ''}.")
+        elif users.revoke_session(request.user, request.POST.get("id", "")):
+            messages.info(request, "That device is logged out.")
+        return redirect("devices")
+    rows = [
+        {
+            "id": s.id,
+            "current": s.current,
+            "device": s.user_agent or "unknown",
+            "ip": s.ip or "-",
+            "created": _datetime(s.created),
+            "last_seen": _datetime(s.last_seen),
+        }
+        for s in users.user_sessions(request.user, current=request)
+    ]
+    return render(request, "shop/devices.html", {"sessions": rows})
+
+
+def _datetime(timestamp: int | None) -> datetime.datetime | None:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC) if timestamp else None

@@ -1,6 +1,10 @@
 """Session engines behind a real server: gunicorn (2 sync workers) on one throwaway redis-server.
 
-    python -m tests.benchmarks.server [--seconds S] [--connections C] [--rounds R]
+    python -m tests.benchmarks.server [--seconds S] [--connections C] [--rounds R] [--asgi]
+
+With ``--asgi``: uvicorn workers (2, under gunicorn) serving async views instead, and a fourth
+row, ``ours-hash-hop``: our engine as it was before native async (every async
+session call, and the middleware's save, hop to a worker thread).
 
 Each round starts gunicorn once per engine (engine order rotated round by
 round), creates a logged-in-like session via /login/, then drives /read/
@@ -38,10 +42,12 @@ import redis
 
 from cache_sessions.embedded import RedisServer, free_port, stop_process
 
-ENGINES = ("ours-hash", "ours-string", "django-cache")  # as in server_site (importing it configures Django)
+WSGI_ENGINES = ("ours-hash", "ours-string", "django-cache")  # as in server_site (importing it configures Django)
+ASGI_ENGINES = ("ours-hash", "ours-string", "ours-hash-hop", "django-cache")
+ENGINES = WSGI_ENGINES
 VIEWS = ("read", "write")
-DBS = {"ours-hash": 1, "ours-string": 2, "django-cache": 3}
-KEY_TYPES = {"ours-hash": b"hash", "ours-string": b"string", "django-cache": b"string"}
+DBS = {"ours-hash": 1, "ours-string": 2, "django-cache": 3, "ours-hash-hop": 4}
+KEY_TYPES = {"ours-hash": b"hash", "ours-string": b"string", "django-cache": b"string", "ours-hash-hop": b"hash"}
 BASELINE, WARMUP_SECONDS = "django-cache", 2.0
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -64,7 +70,8 @@ Results = dict[tuple[str, str], list[Load]]  # (engine, view): one Load per roun
 
 
 def wrk(url: str, cookie: str, seconds: float, connections: int) -> Load:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-H", f"Cookie: {cookie}", url]
+    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    args += ["-H", f"Cookie: {cookie}", url]
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
 
     def found(pattern: str, default: str | None = None) -> list[str]:
@@ -127,15 +134,19 @@ def get(port: int, path: str, cookie: str = "") -> tuple[int, str, str]:
 
 
 class Gunicorn:
-    """``gunicorn -w 2`` serving ``server_site`` for one engine; its output goes to a temp file."""
+    """``gunicorn -w 2`` (or, ASGI, ``uvicorn --workers 2``) serving ``server_site`` for one
+    engine; its output goes to a temp file."""
 
-    def __init__(self, engine: str, redis_url: str) -> None:
+    def __init__(self, engine: str, redis_url: str, asgi: bool = False) -> None:
         self.port = free_port()
         fd, log = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
         self.log = Path(log)
-        env = {**os.environ, "BENCH_ENGINE": engine, "REDIS_URL": redis_url}
+        env = {**os.environ, "BENCH_ENGINE": engine, "REDIS_URL": redis_url, "BENCH_ASGI": "1" if asgi else ""}
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        args = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{self.port}"]
+        # ASGI: uvicorn's workers under gunicorn (uvicorn's own --workers mode answered
+        # every request ~44 ms late on this machine, even for a bare ASGI app).
+        worker = "uvicorn.workers.UvicornWorker" if asgi else "sync"
+        args = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", worker, "-b", f"127.0.0.1:{self.port}"]
         args += ["--log-level", "warning", "tests.benchmarks.server_site:application"]
         with os.fdopen(fd, "wb") as out:  # the child keeps its own copy
             self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -194,10 +205,16 @@ def check(engine: str, port: int, cookie: str, admin: redis.Redis, bad: int) -> 
 
 
 def run_engine(
-    engine: str, server: RedisServer, seconds: float, connections: int, load: LoadGenerator, results: Results
+    engine: str,
+    server: RedisServer,
+    seconds: float,
+    connections: int,
+    load: LoadGenerator,
+    results: Results,
+    asgi: bool = False,
 ) -> list[str]:
     """Serve ``engine``, log in, warm up and drive each view; append to ``results``; return problems seen."""
-    site = Gunicorn(engine, f"{server.url}/{DBS[engine]}")
+    site = Gunicorn(engine, f"{server.url}/{DBS[engine]}", asgi)
     try:
         site.wait()
         cookie, bad = login(site.port), 0
@@ -258,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per engine, view and round (default 10)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--rounds", type=int, default=3, help="each round runs every engine once (default 3)")
+    parser.add_argument("--asgi", action="store_true", help="uvicorn workers, async views (adds ours-hash-hop)")
     args = parser.parse_args(argv)
+    global ENGINES
+    ENGINES = ASGI_ENGINES if args.asgi else WSGI_ENGINES
     if shutil.which("wrk"):
         load, wrk_version = wrk, subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
     else:
@@ -270,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         control = redis.Redis(host="127.0.0.1", port=server.port)
         print(versions(server, control, wrk_version))
+        served = "gunicorn -w 2 -k uvicorn.workers.UvicornWorker, async views" if args.asgi else "gunicorn -w 2 (sync)"
         print(
-            f"gunicorn -w 2 (sync), {args.connections} connections, {args.rounds} rounds x "
+            f"{served}, {args.connections} connections, {args.rounds} rounds x "
             f"({WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s) per engine and view\n"
         )
         results: Results = {(e, v): [] for e in ENGINES for v in VIEWS}
@@ -280,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             order = ENGINES[number % len(ENGINES) :] + ENGINES[: number % len(ENGINES)]
             print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", file=sys.stderr, flush=True)
             for engine in order:
-                problems += run_engine(engine, server, args.seconds, args.connections, load, results)
+                problems += run_engine(engine, server, args.seconds, args.connections, load, results, args.asgi)
         ahead = report(results, args.rounds)
         print(f"goal (ours, both modes, ahead of {BASELINE} on both views): {'met' if ahead else 'MISSED'}")
         print("correctness: " + ("ok (every run 2xx, /read/ > 0 after /write/)" if not problems else "FAILED"))

@@ -1,6 +1,14 @@
 """A minimal Django site for ``tests.benchmarks.server``: settings, URLs and views in one module.
 
     BENCH_ENGINE=ours-hash REDIS_URL=redis://127.0.0.1:6400/1 gunicorn tests.benchmarks.server_site:application
+    BENCH_ASGI=1 BENCH_ENGINE=ours-hash REDIS_URL=... uvicorn tests.benchmarks.server_site:application
+
+With ``BENCH_ASGI=1`` the application is ASGI and the views are async
+(``aget``/``aset``). ``ours-*`` engines then run behind cache_sessions'
+``SessionMiddleware`` (native: loads and saves on ``redis.asyncio``);
+``ours-hash-hop`` is the same engine as it was before native async (every
+async session call hops to a thread, and Django's middleware saves in one);
+``django-cache`` runs behind Django's middleware, as it must.
 
 ``BENCH_ENGINE`` is ``ours-hash``, ``ours-string`` (``cache_sessions.backend``
 on a ``cache_sessions.cache.RedisCache`` alias) or ``django-cache`` (Django's
@@ -20,13 +28,16 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.crypto import get_random_string
 
-ENGINES = ("ours-hash", "ours-string", "django-cache")
+ENGINES = ("ours-hash", "ours-string", "ours-hash-hop", "django-cache")
+ASGI = os.environ.get("BENCH_ASGI") == "1"
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 
 
@@ -40,10 +51,10 @@ def session_settings(engine: str, redis_url: str) -> dict[str, Any]:
     ours = {
         "BACKEND": "cache_sessions.cache.RedisCache",
         "LOCATION": redis_url,
-        "OPTIONS": {"USE_HASH": engine == "ours-hash"},
+        "OPTIONS": {"USE_HASH": engine != "ours-string"},
     }
     return {
-        "SESSION_ENGINE": "cache_sessions.backend",
+        "SESSION_ENGINE": "tests.benchmarks.hop_engine" if engine.endswith("-hop") else "cache_sessions.backend",
         "SESSION_CACHE_ALIAS": "sessions",
         "CACHES": {"default": LOCMEM, "sessions": ours},
     }
@@ -73,7 +84,37 @@ def login(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.session.session_key, content_type="text/plain")
 
 
-urlpatterns = [path("read/", read), path("write/", write), path("login/", login)]
+async def aread(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await request.session.aget("n", 0)), content_type="text/plain")
+
+
+async def awrite(request: HttpRequest) -> HttpResponse:
+    n = await request.session.aget("n", 0) + 1
+    await request.session.aset("n", n)
+    return HttpResponse(str(n), content_type="text/plain")
+
+
+async def alogin(request: HttpRequest) -> HttpResponse:
+    await request.session.aflush()
+    await request.session.aupdate(
+        {
+            "_auth_user_id": "42",
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": secrets.token_hex(32),
+            "_csrftoken": get_random_string(32),
+        }
+    )
+    await request.session.asave()
+    return HttpResponse(request.session.session_key, content_type="text/plain")
+
+
+if ASGI:
+    urlpatterns = [path("read/", aread), path("write/", awrite), path("login/", alogin)]
+else:
+    urlpatterns = [path("read/", read), path("write/", write), path("login/", login)]
+
+ENGINE = os.environ.get("BENCH_ENGINE", "ours-hash")
+NATIVE = ASGI and ENGINE in ("ours-hash", "ours-string")
 
 settings.configure(
     DEBUG=False,
@@ -82,7 +123,7 @@ settings.configure(
     USE_TZ=True,
     DATABASES={},
     INSTALLED_APPS=[],
-    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
+    MIDDLEWARE=[f"{'cache_sessions' if NATIVE else 'django.contrib.sessions'}.middleware.SessionMiddleware"],
     ROOT_URLCONF=__name__,
     # Errors go to stderr (gunicorn's log), not to mail_admins.
     LOGGING={
@@ -91,7 +132,7 @@ settings.configure(
         "handlers": {"stderr": {"class": "logging.StreamHandler"}},
         "loggers": {"django": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
     },
-    **session_settings(os.environ.get("BENCH_ENGINE", "ours-hash"), os.environ["REDIS_URL"]),
+    **session_settings(ENGINE, os.environ["REDIS_URL"]),
 )
 
-application: WSGIHandler = get_wsgi_application()
+application: WSGIHandler | ASGIHandler = get_asgi_application() if ASGI else get_wsgi_application()

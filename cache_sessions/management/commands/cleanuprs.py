@@ -13,7 +13,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions.buckets import HashSessions
 from cache_sessions.client import sessions_for
-from cache_sessions.sweep import BucketStats, SweepReport, all_buckets, bucket_stats, sample_buckets, sweep
+from cache_sessions.sweep import (
+    BucketStats,
+    SweepReport,
+    all_buckets,
+    bucket_stats,
+    sample_buckets,
+    session_buckets,
+    sweep,
+)
 from cache_sessions.topology import label
 
 if TYPE_CHECKING:
@@ -49,7 +57,7 @@ class Command(BaseCommand):
             sessions = sessions_for(alias)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-        if not isinstance(sessions, HashSessions):
+        if not isinstance(sessions, HashSessions) and not sessions.options.user_sessions:
             self.stdout.write(
                 f"CACHES[{alias!r}] stores sessions as strings (USE_HASH=False): "
                 "Redis expires them itself, nothing to sweep."
@@ -58,24 +66,27 @@ class Command(BaseCommand):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
         # Server by server: a partitioned alias reports each, then the total.
-        groups: list[tuple[Redis, Iterable[bytes]]]
-        if options["all"] or options["stats"]:
-            groups = [(redis, all_buckets(sessions, [redis])) for redis in sessions.servers()]
-        else:
-            groups = [*sessions.by_server(sample_buckets(sessions, options["sample"]))]
-        several = len(sessions.servers()) > 1
+        servers = sessions.servers()
+        several = len(servers) > 1
         if options["stats"]:
+            if not isinstance(sessions, HashSessions):
+                raise CommandError("--stats reports on hash mode's buckets; this alias uses string mode.")
             total = BucketStats()
-            for redis, buckets in groups:
-                stats = bucket_stats(sessions, buckets, server=redis)
+            for redis in servers:
+                stats = bucket_stats(sessions, session_buckets(sessions, [redis]), server=redis)
                 total.add(stats)
                 if several:
                     self.stdout.write(f"{label(redis)}:")
                     self.report_stats(stats, indent="  ")
             if several:
-                self.stdout.write(f"all {len(groups)} servers:")
+                self.stdout.write(f"all {len(servers)} servers:")
             self.report_stats(total, indent="  " if several else "")
             return
+        groups: list[tuple[Redis, Iterable[bytes]]]
+        if options["all"]:
+            groups = [(redis, all_buckets(sessions, [redis])) for redis in servers]
+        else:
+            groups = [*sessions.by_server(sample_buckets(sessions, options["sample"]))]
         tty = self.stderr.isatty() if hasattr(self.stderr, "isatty") else sys.stderr.isatty()
         report, started = SweepReport(), time.monotonic()
         for redis, buckets in groups:

@@ -1,0 +1,326 @@
+"""Sessions per user (``OPTIONS["USER_SESSIONS"]``): an index the engine keeps, and
+the API to list a user's sessions and revoke them.
+
+The index is bucketed like hash-mode sessions, for the same reason (a Redis key
+costs ~100 bytes of bookkeeping): a user is a field (8 bytes of BLAKE2b of the
+user id) of a user bucket ``<KEY_PREFIX>:s<VERSION>:u{<crc32 of the id %
+BUCKETS, hex>}``, and its value is a run of **records**, one per session::
+
+    session id   12 bytes: an HMAC of the session key with SECRET_KEY (shown as
+                 24 hex digits: safe to show, it cannot load or find a session)
+    expiry       4 bytes, big-endian Unix seconds
+    length       2 bytes, then a msgpack payload: [the session's place (its Redis
+                 names, never its key), created, last seen, IP, user agent]
+                 (the last four with USER_SESSION_METADATA)
+
+A run too long for the bucket's compact encoding moves to an overflow key, as
+a big session does. A record is written when an authenticated session is
+created, and again at most once per ``USER_SESSION_SEEN_EVERY`` seconds when
+the session is saved (the session keeps ``[created, written]`` in its
+``_cs_index`` item), with an expiry that covers every save until the next
+one: a record never expires before its session. The scripts (``lua.py``)
+drop expired records whenever they rewrite a run, listings drop the records
+of sessions deleted elsewhere, ``cleanuprs`` sweeps the user buckets too,
+and a bucket's TTL covers its longest-lived record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import time
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from django.utils.crypto import salted_hmac
+
+from . import lua
+from .codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
+from .storage import Call, Sessions, adrive, drive, evalsha
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .backend import SessionStore
+
+USER_KEY = "_auth_user_id"  # what Django's login() stores
+MARK = "_cs_index"  # in a session: [created, written] of its index record (Unix seconds)
+MAX_USER_AGENT = 64
+_RECORD = struct.Struct(">12sIH")  # session id, expiry, payload length (lua.INDEX_PRELUDE reads the same)
+POINTER_BYTE = bytes((COMPACT << 4 | HAS_EXPIRY | OVERFLOW,))  # the first byte of an overflow pointer
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One of a user's sessions, as the API shows it (never its key)."""
+
+    id: str
+    created: int | None
+    last_seen: int | None
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
+def session_id(session_key: str) -> bytes:
+    """The opaque id of a session (12 bytes; the API shows it as hex): useless to anyone
+    without SECRET_KEY, and it cannot load or find a session."""
+    return salted_hmac("cache_sessions.users.session_id", session_key, algorithm="sha256").digest()[:12]
+
+
+def user_id_of(user: Any) -> str:
+    """A user's id as Django's ``login()`` stores it in the session (or an id given as is)."""
+    if isinstance(user, (str, int)):
+        return str(user)
+    return str(user._meta.pk.value_to_string(user))
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """Where a user's records live: their bucket, field and overflow key."""
+
+    bucket: bytes
+    field: bytes
+    overflow: bytes
+
+    @classmethod
+    def of(cls, sessions: Sessions, user_id: str) -> IndexEntry:
+        from .buckets import bucket_name, overflow_key
+
+        bucket = sessions.prefix + bucket_name(zlib.crc32(user_id.encode()) % sessions.options.buckets, b"u")
+        field = hashlib.blake2b(user_id.encode(), digest_size=8).digest()
+        return cls(bucket, field, overflow_key(bucket, field))
+
+    def read_call(self) -> Call[bytes]:
+        """The user's run of records (a pointer costs a second round trip)."""
+
+        def parse(run: bytes | None) -> bytes | Call[bytes]:
+            if run is not None and is_overflow_pointer(run):
+                return Call(("GET", self.overflow), lambda data: data or b"")
+            return run or b""
+
+        return Call(("HGET", self.bucket, self.field), parse)
+
+    def add_call(self, record: bytes, limit: int) -> Call[bool]:
+        args = [self.field, record, int(time.time()), limit, POINTER_BYTE]
+        return evalsha(lua.INDEX_ADD, [self.bucket, self.overflow], args, bool)
+
+    def remove_call(self, sids: list[bytes], limit: int) -> Call[None]:
+        args = [self.field, int(time.time()), limit, POINTER_BYTE, *sids]
+        return evalsha(lua.INDEX_REMOVE, [self.bucket, self.overflow], args, lambda _: None)
+
+
+def record(sid: bytes, expires_at: int, payload: list[Any]) -> bytes:
+    packed: bytes = msgpack.packb(payload, use_bin_type=True)
+    return _RECORD.pack(sid, expires_at, len(packed)) + packed
+
+
+def records(run: bytes, now: float) -> dict[bytes, list[Any]]:
+    """The live records of a run: ``{session id: payload}`` (unreadable payloads skipped)."""
+    found: dict[bytes, list[Any]] = {}
+    position = 0
+    while position + _RECORD.size <= len(run):
+        sid, expires_at, size = _RECORD.unpack_from(run, position)
+        start = position + _RECORD.size
+        position = start + size
+        if expires_at <= now:
+            continue
+        try:
+            payload = msgpack.unpackb(run[start:position], raw=False)
+        except Exception:  # a damaged record: skipped, and gone at the next rewrite
+            continue
+        if isinstance(payload, list) and payload and isinstance(payload[0], list):
+            found[sid] = payload
+    return found
+
+
+# Kept by the engine (backend.py calls these) -------------------------------
+
+
+def entry_due(store: SessionStore, session: dict[str, Any], created: bool) -> bool:
+    """Whether this save must (re)write the session's index record."""
+    if not store._storage.options.user_sessions or not session.get(USER_KEY):
+        return False
+    mark = session.get(MARK)
+    every = store._storage.options.user_session_seen_every
+    return created or not isinstance(mark, list) or len(mark) != 2 or time.time() - mark[1] >= every
+
+
+def add_call(store: SessionStore, session: dict[str, Any], ttl: int, created: bool) -> Call[bool]:
+    """The index record of ``store``'s session (sent before the session is saved; ``session``
+    gets its mark, ``[created, written]``, to be saved with it)."""
+    sessions = store._storage
+    assert store.session_key is not None
+    now = int(time.time())
+    options = sessions.options
+    mark = session.get(MARK)
+    first = mark[0] if not created and isinstance(mark, list) and len(mark) == 2 else now
+    payload: list[Any] = [list(sessions.place(store.session_key))]
+    if options.user_session_metadata:
+        meta = store.request_meta or {}
+        payload += [first, now, meta.get("i"), meta.get("a")]
+    session[MARK] = [first, now]
+    # It covers every save until the next record is due: their expiry is at most then + ttl.
+    expires_at = now + ttl + options.user_session_seen_every
+    entry = IndexEntry.of(sessions, str(session[USER_KEY]))
+    return entry.add_call(record(session_id(store.session_key), expires_at, payload), index_limit(sessions))
+
+
+def remove_call(sessions: Sessions, user_id: str, session_key: str) -> Call[None]:
+    return IndexEntry.of(sessions, user_id).remove_call([session_id(session_key)], index_limit(sessions))
+
+
+def index_limit(sessions: Sessions) -> int:
+    """The longest run kept inside a user bucket: the sessions' own inline limit."""
+    from .buckets import HashSessions
+
+    if isinstance(sessions, HashSessions):
+        return sessions.inline_limit()
+    from . import facts
+
+    limits = [facts.listpack_limits(redis)[1] or facts.DEFAULT_INLINE_LIMIT for redis in sessions.servers()]
+    return sessions.options.hash_max_inline or min(limits)
+
+
+# The API ---------------------------------------------------------------------
+# Each operation is written once, as a generator of call batches, and run by the
+# sync (``storage.drive`` + ``execute_many``) or the async executor.
+
+Batches = Generator[list[Call[Any]], list[Any], Any]
+
+
+def _listing(sessions: Sessions, entry: IndexEntry, current: bytes | None) -> Batches:
+    """A user's live sessions, newest first; records of sessions that are gone are dropped."""
+    [run] = yield [entry.read_call()]
+    found = records(run, time.time())
+    alive = yield [sessions.alive_place_call(tuple(payload[0])) for payload in found.values()]
+    gone = [sid for sid, live in zip(found, alive, strict=True) if not live]
+    if gone:
+        yield [entry.remove_call(gone, index_limit(sessions))]
+    listed = [_shown(sid, payload, current) for sid, payload in found.items() if sid not in gone]
+    return sorted(listed, key=lambda s: (not s.current, -(s.last_seen or 0)))
+
+
+def _shown(sid: bytes, payload: list[Any], current: bytes | None) -> UserSession:
+    created, seen, ip, agent = (payload[1:] + [None] * 4)[:4]
+    return UserSession(sid.hex(), created, seen, ip, agent, sid == current)
+
+
+def _revoking(sessions: Sessions, entry: IndexEntry, keep: bytes | None, only: bytes | None) -> Batches:
+    """Delete sessions of a user (all but ``keep``, or only ``only``); their number."""
+    [run] = yield [entry.read_call()]
+    doomed = {sid: p for sid, p in records(run, time.time()).items() if sid != keep and only in (None, sid)}
+    if not doomed:
+        return 0
+    deletions = [sessions.delete_place_call(tuple(payload[0])) for payload in doomed.values()]
+    yield [*deletions, entry.remove_call(list(doomed), index_limit(sessions))]  # the sessions first
+    return len(doomed)
+
+
+def _target(user: Any, alias: str | None) -> tuple[Sessions, IndexEntry]:
+    from django.conf import settings
+
+    from .client import sessions_for
+
+    sessions = sessions_for(alias or settings.SESSION_CACHE_ALIAS)
+    return sessions, IndexEntry.of(sessions, user_id_of(user))
+
+
+def _current(current: Any) -> bytes | None:
+    """The opaque id of a request's session, of a session store, or of a session key."""
+    session = getattr(current, "session", current)
+    key = getattr(session, "session_key", session)
+    return session_id(key) if isinstance(key, str) and key else None
+
+
+def _sid(shown: str) -> bytes | None:
+    try:
+        return bytes.fromhex(shown) if len(shown) == 24 else None
+    except ValueError:
+        return None
+
+
+def user_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
+    """The live sessions of ``user`` (a user, or its id), newest first; ``current`` (a request,
+    a session or a session key) marks the one that is in use."""
+    sessions, entry = _target(user, alias)
+    listed: list[UserSession] = drive(_listing(sessions, entry, _current(current)), sessions.execute_many)
+    return listed
+
+
+def revoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
+    """End one of ``user``'s sessions (by the id a listing shows); False if it is not one of theirs."""
+    sessions, entry = _target(user, alias)
+    sid = _sid(session_id)
+    return sid is not None and bool(drive(_revoking(sessions, entry, None, sid), sessions.execute_many))
+
+
+def revoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
+    """Log the request's user out everywhere else; the number of sessions ended."""
+    sessions, entry = _target(request.user, alias)
+    return int(drive(_revoking(sessions, entry, _current(request), None), sessions.execute_many))
+
+
+def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
+    """Log ``user`` out everywhere (e.g. an account that was just locked)."""
+    sessions, entry = _target(user, alias)
+    return int(drive(_revoking(sessions, entry, None, None), sessions.execute_many))
+
+
+async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
+    sessions, entry = _target(user, alias)
+    listed: list[UserSession] = await adrive(_listing(sessions, entry, _current(current)), sessions.aexecute_many)
+    return listed
+
+
+async def arevoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
+    sessions, entry = _target(user, alias)
+    sid = _sid(session_id)
+    return sid is not None and bool(await adrive(_revoking(sessions, entry, None, sid), sessions.aexecute_many))
+
+
+async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
+    user = await request.auser() if hasattr(request, "auser") else request.user
+    sessions, entry = _target(user, alias)
+    return int(await adrive(_revoking(sessions, entry, _current(request), None), sessions.aexecute_many))
+
+
+async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
+    sessions, entry = _target(user, alias)
+    return int(await adrive(_revoking(sessions, entry, None, None), sessions.aexecute_many))
+
+
+# Metadata ----------------------------------------------------------------------
+
+
+def request_meta(request: HttpRequest) -> dict[str, str]:
+    """What ``USER_SESSION_METADATA`` keeps of a request: its IP address and a short user agent."""
+    return {"i": str(request.META.get("REMOTE_ADDR", ""))[:45], "a": summarize(request.headers.get("User-Agent", ""))}
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iOS"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+_TOOL = re.compile(r"^([A-Za-z][\w.-]{0,30})/")
+
+
+def summarize(user_agent: str) -> str:
+    """``"Firefox on Linux"``: a user agent people recognise, in at most 64 characters."""
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return str(browser or system)
+    tool = _TOOL.match(user_agent)  # curl/8.5, python-requests/2.32...
+    return tool.group(1) if tool else user_agent[:MAX_USER_AGENT]
