@@ -335,3 +335,20 @@ def test_weights_choose_the_partitioned_client_and_the_registry_knows_them():
         from cache_sessions.checks import check_options
 
         assert check_options() == []  # WEIGHTS is not an unknown option (W004)
+
+
+async def test_the_async_path_is_native_on_every_server():
+    with override_settings(CACHES={"default": LOCMEM, "sessions": CONFIGS["hash-partitioned"]}):
+        keys = []
+        for n in range(12):
+            session = SessionStore()
+            await session.aset("n", n)
+            await session.asave()
+            keys.append(session.session_key)
+        with sent_by_clients() as sent:
+            loaded = [await SessionStore(key).aget("n") for key in keys]
+        assert loaded == list(range(12))
+        assert sent.round_trips == sent.asyncio == 12  # no thread hop, whichever server
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(partitions.raw("sessions").flushdb)()
