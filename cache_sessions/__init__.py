@@ -20,5 +20,8 @@ def get_client(alias: str = "default", *, write: bool = True, key: str | bytes |
     from .client import redis_cache
 
     client = redis_cache(alias).client
-    redis: Redis = client.get_client(write=write) if key is None else client.get_client(write=write, key=key)
+    if key is not None and hasattr(client, "server_for"):
+        redis: Redis = client.server_for(key)
+    else:
+        redis = client.get_client(write=write)
     return redis

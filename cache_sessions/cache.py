@@ -31,5 +31,9 @@ class RedisCache(DjangoRedisCache):
         """The raw redis-py client of this alias; sessions and your own commands share its
         pool. On a partitioned alias, the client of the server holding the Redis key ``key``
         (required there; elsewhere unused)."""
-        redis: Redis = self.client.get_client(write=write, **({} if key is None else {"key": key}))
+        client = self.client
+        if key is not None and hasattr(client, "server_for"):
+            redis: Redis = client.server_for(key)
+        else:
+            redis = client.get_client(write=write)
         return redis

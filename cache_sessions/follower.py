@@ -121,7 +121,10 @@ class Follower:
             if message is not None:  # an event, a subscription's confirmation or a PONG: alive
                 heard, pinged = now, False
                 if message["type"] in ("message", "pmessage"):
-                    self.handle(_text(message["channel"]), _text(message["data"]))
+                    try:
+                        self.handle(_text(message["channel"]), _text(message["data"]))
+                    except Exception:  # an event this code misreads must not stop the listening
+                        logger.exception("Sentinel: could not act on %r", message)
             elif now - heard >= LISTEN_SECONDS:
                 if pinged:
                     raise TimeoutError(f"no answer to PING in {LISTEN_SECONDS} s")

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.cache import caches
 
-from . import partition
+from . import hrw, partition
 
 PARTITIONED = "cache_sessions.partitioned.PartitionedClient"
 OUR_BACKEND = "cache_sessions.cache.RedisCache"
@@ -57,10 +57,11 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         found = partition.problems(location, weights)
         messages += [checks.Error(f"CACHES[{alias!r}]: {problem}", id="cache_sessions.E003") for problem in found]
         if not found:
-            messages += [
-                checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W007")
-                for doubt in partition.doubts(location, weights)
-            ]
+            doubts = partition.doubts(location, weights)
+            prefix = str(config.get("KEY_PREFIX", ""))
+            if hrw.route_key(prefix.encode() + b"x") != prefix.encode() + b"x":
+                doubts.append(f"KEY_PREFIX {prefix!r} holds a {{hash tag}}: every key would go to one server.")
+            messages += [checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W007") for doubt in doubts]
     return messages
 
 

@@ -262,6 +262,8 @@ def test_the_raw_client_needs_a_key(cache):
     key = cache.make_key("raw")
     assert cache.get_client(key) is cache.client.server_for(key)
     assert cache_sessions.get_client("sessions", key=key) is cache.client.server_for(key)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": _config(4)}):  # one server: the key is unused
+        assert cache_sessions.get_client("sessions", key=key) is caches["sessions"].get_client(key)
 
 
 # Reports, checks, configuration -----------------------------------------------
@@ -322,6 +324,8 @@ def test_doubtful_weights_are_warnings():
     assert message_id == "cache_sessions.W007" and "0.05%" in text
     [(message_id, text)] = check_messages(partitioned([1], ["redis://127.0.0.1:1/0"]))
     assert message_id == "cache_sessions.W007" and "single server" in text
+    [(message_id, text)] = check_messages({**partitioned([1, 2, 1]), "KEY_PREFIX": "site{1}"})
+    assert message_id == "cache_sessions.W007" and "one server" in text
     ignored = {**partitioned([1, 2, 1]), "BACKEND": "django_redis.cache.RedisCache"}
     [(message_id, text)] = check_messages(ignored)
     assert message_id == "cache_sessions.W007" and "ignored" in text
