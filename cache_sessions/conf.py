@@ -35,7 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY": errors.DEFAULT_RETRIES,  # retries of a session operation after a lost connection or a timeout
     "DEGRADED_READS": False,  # middleware: Redis down on a GET/HEAD -> an empty read-only session, not a 503
     "RETRY_AFTER": 5,  # middleware: seconds in the Retry-After header of a 503
+    "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
 }
+OUR_ENGINE = "cache_sessions.backend"
 
 # Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
 DJANGO_REDIS_OPTIONS = frozenset(
@@ -80,6 +82,7 @@ class SessionOptions:
     retry: Retry
     degraded_reads: bool
     retry_after: int
+    migrate_from: MigrateFrom | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
@@ -110,11 +113,46 @@ class SessionOptions:
             retry=retry,
             degraded_reads=bool(values["DEGRADED_READS"]),
             retry_after=_int(values, "RETRY_AFTER", 0),
+            migrate_from=MigrateFrom.parse(values["MIGRATE_FROM"]),
         )
 
     def for_records(self) -> SessionOptions:
         """The options of app records (``bucket_*``): any str key, so the default generators."""
-        return replace(self, key_generator=None, hash_key_generator=None)
+        return replace(self, key_generator=None, hash_key_generator=None, migrate_from=None)
+
+
+@dataclass(frozen=True)
+class MigrateFrom:
+    """``MIGRATE_FROM``: the engine sessions used to live in, and its parameters.
+
+    A string is an engine's dotted path (``"django.contrib.sessions.backends.db"``)
+    or, without a dot, a CACHES alias read as cache_sessions with that alias's
+    own OPTIONS. A dict names the ``ENGINE`` (default: cache_sessions, on
+    ``ALIAS``, by default this alias) and its parameters; which parameters each
+    engine takes is checked when the source is built (``migration.build_source``).
+    """
+
+    engine: str
+    params: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, value: Any) -> MigrateFrom | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return cls(value, {}) if "." in value else cls(OUR_ENGINE, {"ALIAS": value})
+        if isinstance(value, Mapping) and all(isinstance(name, str) for name in value):
+            params = dict(value)
+            engine = params.pop("ENGINE", OUR_ENGINE)
+            if not isinstance(engine, str) or "." not in engine:
+                raise ImproperlyConfigured(f"OPTIONS['MIGRATE_FROM']['ENGINE'] must be a dotted path, not {engine!r}")
+            if "MIGRATE_FROM" in params:
+                raise ImproperlyConfigured("OPTIONS['MIGRATE_FROM'] cannot itself have a MIGRATE_FROM")
+            return cls(engine, params)
+        raise ImproperlyConfigured(
+            f"OPTIONS['MIGRATE_FROM'] must be an engine's dotted path (e.g. 'django.contrib.sessions.backends.db'), "
+            f"a CACHES alias, or a dict with 'ENGINE' and its parameters, not {value!r}"
+        )
 
 
 def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
