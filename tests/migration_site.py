@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis
 from django.conf import settings
 from django.contrib.sessions.models import Session
@@ -249,3 +250,33 @@ CASES: dict[str, Case] = {
     ),
 }
 BULK_CASES = sorted(name for name, case in CASES.items() if case.bulk)
+
+
+# Fixtures (imported by the test modules) and helpers --------------------------------------------
+
+
+@pytest.fixture(name="site", autouse=True)
+def site_fixture(monkeypatch):
+    """The migration site, and django-redis-sessions pointed at DB 1 (it reads its settings at import)."""
+    from redis_sessions import session
+    from redis_sessions import settings as rs
+
+    monkeypatch.setattr(rs, "SESSION_REDIS_CONNECTION_OBJECT", raw(1))
+    monkeypatch.setattr(rs, "SESSION_REDIS_PREFIX", "session")
+    monkeypatch.setattr(session.RedisServer, "_RedisServer__redis", {})
+    with override_settings(ROOT_URLCONF="tests.migration_site", CACHES=caches()):
+        yield
+    flush()
+
+
+@pytest.fixture(name="user")
+def user_fixture(django_user_model):
+    return django_user_model.objects.create_user("ada", password="secret")
+
+
+def logged_in(name: str, user) -> tuple[Client, str]:
+    """A browser logged in on the old engine of case ``name``, and its cookie."""
+    with CASES[name].old_settings():
+        client = Client()
+        client.force_login(user)
+    return client, client.cookies[settings.SESSION_COOKIE_NAME].value

@@ -12,42 +12,26 @@ import time
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from cache_sessions import checks
 from cache_sessions.client import sessions_for
 from cache_sessions.keys import is_valid_session_key
-from tests.migration_site import CASES, DJANGO, alias, caches, flush, in_old, in_ours, raw, url
+from tests.migration_site import (  # noqa: F401  (fixtures)
+    CASES,
+    DJANGO,
+    alias,
+    caches,
+    in_old,
+    in_ours,
+    logged_in,
+    site_fixture,
+    url,
+    user_fixture,
+)
 from tests.redis_stats import CountingConnection, sent_by_clients
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def site(monkeypatch):
-    """The migration site, and django-redis-sessions pointed at DB 1 (it reads its settings at import)."""
-    from redis_sessions import session
-    from redis_sessions import settings as rs
-
-    monkeypatch.setattr(rs, "SESSION_REDIS_CONNECTION_OBJECT", raw(1))
-    monkeypatch.setattr(rs, "SESSION_REDIS_PREFIX", "session")
-    monkeypatch.setattr(session.RedisServer, "_RedisServer__redis", {})
-    with override_settings(ROOT_URLCONF="tests.migration_site", CACHES=caches()):
-        yield
-    flush()
-
-
-@pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("ada", password="secret")
-
-
-def logged_in(name: str, user) -> tuple[Client, str]:
-    """A browser logged in on the old engine of case ``name``, and its cookie."""
-    with CASES[name].old_settings():
-        client = Client()
-        client.force_login(user)
-    return client, client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
