@@ -93,18 +93,21 @@ class CacheSource(Source):
     def delete(self, key: str) -> None:
         caches[self.cache_alias].delete(self.prefix + key)
 
+    def delete_many(self, session_keys: list[str]) -> None:
+        caches[self.cache_alias].delete_many([self.prefix + key for key in session_keys])
+
     def walk(self, batch_size: int) -> Iterator[list[Entry]]:
         names = _cache_keys(caches[self.cache_alias], self.prefix)
         if names is None:
             raise BulkUnsupported(f"CACHES[{self.cache_alias!r}] cannot list its keys (only Redis caches can)")
-        batch: list[str] = []
+        batch: dict[str, None] = {}  # SCAN may return a name twice: once per batch
         for name in names:
             key = name[len(self.prefix) :]
             if keys.is_valid_session_key(key):
-                batch.append(key)
+                batch[key] = None
             if len(batch) >= batch_size:
                 yield [Entry(key, self.read(key)) for key in batch]
-                batch = []
+                batch = {}
         if batch:
             yield [Entry(key, self.read(key)) for key in batch]
 

@@ -31,7 +31,7 @@ from . import errors
 from .codec import UnencodableSession
 from .errors import SessionStoreUnavailable
 from .sources import Entry, Found, Source, build_source, expiry_of
-from .storage import Sessions
+from .storage import Call, Sessions
 
 logger = logging.getLogger("cache_sessions")
 _fallbacks: weakref.WeakKeyDictionary[Sessions, Fallback] = weakref.WeakKeyDictionary()
@@ -187,7 +187,7 @@ def copy_all(
     with _old_store(source):
         batches = source.walk(batch_size)
         for batch in batches:
-            moved = [entry.key for entry in batch if _copy_one(entry.key, entry, sessions, report, dry_run)]
+            moved = _copy_batch(batch, sessions, report, dry_run)
             if moved and not dry_run:
                 source.delete_many(moved)
             if progress is not None:
@@ -199,28 +199,76 @@ def copy_all(
     return report
 
 
-def _copy_one(key: str, entry: Entry, sessions: Sessions, report: CopyReport, dry_run: bool) -> bool:
-    """Copy one entry; True when the old copy should go (copied, or ours already has a newer one)."""
-    report.seen += 1
-    if entry.error is not None:
-        report.failed[entry.error] += 1
-        return False
-    if entry.found is None:
-        return False  # gone meanwhile (expired, or moved by a request)
-    ttl = remaining(entry.found)
-    if ttl <= 0 or not entry.found.data:
-        report.expired += 1
-        return False
-    if dry_run:
-        report.copied += 1
-        return False
-    try:
-        created = sessions.create(key, entry.found.data, ttl)
-    except UnencodableSession as exc:
-        report.failed[str(exc).split(":", 1)[0] if "session[" in str(exc) else str(exc)] += 1
-        return False
-    if created:
-        report.copied += 1
-    else:
-        report.existing += 1
-    return True
+def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_run: bool) -> list[str]:
+    """Create the live sessions of a batch in ours; the keys whose old copy should go (copied, or
+    ours already has a newer one)."""
+    keys, calls = [], []
+    for entry in batch:
+        if entry.found is None and entry.error is None:
+            continue  # gone meanwhile (expired, moved by a request), or a name SCAN returned twice
+        report.seen += 1
+        if entry.error is not None:
+            report.failed[entry.error] += 1
+            continue
+        assert entry.found is not None
+        ttl = remaining(entry.found)
+        if ttl <= 0 or not entry.found.data:
+            report.expired += 1
+            continue
+        if dry_run:
+            report.copied += 1
+            continue
+        try:
+            calls.append(sessions.create_call(entry.key, entry.found.data, ttl))
+        except UnencodableSession as exc:
+            report.failed[_reason(exc)] += 1
+            continue
+        keys.append(entry.key)
+    moved = []
+    for key, created in zip(keys, _pipelined(sessions, calls), strict=True):
+        if created:
+            report.copied += 1
+        else:
+            report.existing += 1
+        moved.append(key)
+    return moved
+
+
+def _reason(exc: Exception) -> str:
+    """A failure's reason without the session's own values: ``session['cart'] cannot be stored``."""
+    text = str(exc)
+    return text.split(":", 1)[0] if text.startswith("session[") else text
+
+
+def _pipelined(sessions: Sessions, calls: list[Call[bool]]) -> list[bool]:
+    """Send ``calls`` in one pipeline per server: one round trip for a batch instead of one per session.
+
+    The first call goes alone (it loads a script, learns the server's facts); a reply that is an
+    error (NOSCRIPT after a restart, an old server's "syntax error") or asks for a follow-up is
+    handed to ``sessions.execute``, which knows what to do with it.
+    """
+    if not calls:
+        return []
+    results: list[bool | None] = [sessions.execute(calls[0])] + [None] * (len(calls) - 1)
+    groups: dict[int, tuple[Any, list[int]]] = {}
+    for index in range(1, len(calls)):
+        if calls[index].args is None:
+            results[index] = sessions.execute(calls[index])
+            continue
+        redis = sessions.redis_for(calls[index].route)
+        groups.setdefault(id(redis), (redis, []))[1].append(index)
+    for redis, indexes in groups.values():
+        pipe = redis.pipeline(transaction=False)
+        for index in indexes:
+            args = calls[index].args
+            assert args is not None
+            pipe.execute_command(*args, **calls[index].options)
+        with errors.translated():
+            replies = pipe.execute(raise_on_error=False)
+        for index, reply in zip(indexes, replies, strict=True):
+            if isinstance(reply, Exception):
+                results[index] = sessions.execute(calls[index])
+                continue
+            parsed = calls[index].parse(reply)
+            results[index] = sessions.execute(parsed) if isinstance(parsed, Call) else parsed
+    return [bool(result) for result in results]

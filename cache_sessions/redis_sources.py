@@ -88,15 +88,15 @@ def walk_strings(
     """Every string key matching ``pattern`` that names a valid session key: ``GET`` + ``PTTL`` in one
     pipeline per batch."""
     names = (name for name in redis.scan_iter(match=pattern, count=1000, _type="string"))
-    batch: list[bytes] = []
+    batch: dict[bytes, None] = {}  # SCAN may return a name twice: once per batch (a later one finds it gone)
     for name in names:
         if keys.is_valid_session_key(key_of(name)):
-            batch.append(name)
+            batch[name] = None
         if len(batch) >= batch_size:
-            yield _string_entries(redis, batch, key_of, parse)
-            batch = []
+            yield _string_entries(redis, list(batch), key_of, parse)
+            batch = {}
     if batch:
-        yield _string_entries(redis, batch, key_of, parse)
+        yield _string_entries(redis, list(batch), key_of, parse)
 
 
 def _string_entries(redis: Any, names: list[bytes], key_of: Callable[[bytes], str], parse: Parse) -> list[Entry]:
@@ -174,6 +174,15 @@ class CacheSessionsSource(Source):
         if not (self.same_alias and self.old.locate(key) == self.ours.locate(key)):
             await self.old.adelete(key)
 
+    def delete_many(self, session_keys: list[str]) -> None:
+        if not isinstance(self.old, StringSessions):  # (hash mode cannot be walked)
+            return super().delete_many(session_keys)
+        gone = [key for key in session_keys if not (self.same_alias and self.old.locate(key) == self.ours.locate(key))]
+        with errors.translated():
+            for redis, names in self.old.by_server([self.old.redis_key(key) for key in gone]):
+                if names:
+                    redis.delete(*names)  # one DEL per batch
+
     def walk(self, batch_size: int) -> Iterator[list[Entry]]:
         if isinstance(self.old, HashSessions) or self.old.options.key_generator is not None:
             made_by = "digests" if isinstance(self.old, HashSessions) else "KEY_GENERATOR"
@@ -192,8 +201,8 @@ class RedisSessionsSource(Source):
     encoding of the session, with a Redis TTL. The server is a CACHES ``ALIAS``, or else the one its
     own settings name (``SESSION_REDIS``; the package must then stay installed while migrating)."""
 
-    def __init__(self, connect: Callable[[str | None], Any], prefix: str, where: str) -> None:
-        self.connect, self.prefix = connect, prefix
+    def __init__(self, connect: Callable[[str | None], Any], prefix: str, where: str, partitioned: bool = False):
+        self.connect, self.prefix, self.partitioned = connect, prefix, partitioned
         self.name = f"redis_sessions.session ({where}, prefix {prefix!r})"
         self.native_async = True  # unless the client is a Sentinel one (then Reader hops to a thread)
 
@@ -215,7 +224,21 @@ class RedisSessionsSource(Source):
     async def adelete(self, key: str) -> None:
         await Reader(self.connect(key)).aexecute(Call(("DEL", self._name(key)), lambda _: None))
 
+    def delete_many(self, session_keys: list[str]) -> None:
+        groups: dict[int, tuple[Any, list[bytes]]] = {}
+        for key in session_keys:  # by server: the package's POOL spreads keys over several
+            redis = self.connect(key)
+            groups.setdefault(id(redis), (redis, []))[1].append(self._name(key))
+        with errors.translated():
+            for redis, names in groups.values():
+                redis.delete(*names)
+
     def walk(self, batch_size: int) -> Iterator[list[Entry]]:
+        if self.partitioned:
+            raise BulkUnsupported(
+                f"{self.name} spreads sessions over SESSION_REDIS['POOL']: run once per server, with "
+                f"MIGRATE_FROM {{'ENGINE': 'redis_sessions.session', 'ALIAS': <a CACHES alias on it>}}"
+            )
         start = len(self.prefix) + 1 if self.prefix else 0
         pattern = _escape(self.prefix.encode()) + b":*" if self.prefix else b"*"
         return walk_strings(self.connect(None), pattern, lambda name: name[start:].decode(), self._parse, batch_size)

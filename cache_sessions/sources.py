@@ -256,7 +256,8 @@ def _redis_sessions_source(params: dict[str, Any]) -> Source:
         ) from exc
     # Its server and prefix, exactly as the package resolved them (it reads SESSION_REDIS at import).
     prefix = params.get("PREFIX", old_settings.SESSION_REDIS_PREFIX) or ""
-    return RedisSessionsSource(lambda key: RedisServer(key).get(), prefix, "settings.SESSION_REDIS")
+    partitioned = old_settings.SESSION_REDIS_POOL is not None
+    return RedisSessionsSource(lambda key: RedisServer(key).get(), prefix, "settings.SESSION_REDIS", partitioned)
 
 
 def _redisession_source(params: dict[str, Any]) -> Source:
