@@ -47,7 +47,11 @@ def configure(url: str, directory: str) -> None:
         CACHES={
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "sessions": {"BACKEND": "cache_sessions.cache.RedisCache", "LOCATION": f"{url}/0", "OPTIONS": {}},
-            "old": {"BACKEND": "cache_sessions.cache.RedisCache", "LOCATION": f"{url}/1", "OPTIONS": {"USE_HASH": 0}},
+            "old": {
+                "BACKEND": "cache_sessions.cache.RedisCache",
+                "LOCATION": f"{url}/1",
+                "OPTIONS": {"USE_HASH": False},
+            },
         },
         SESSION_ENGINE="cache_sessions.backend",
         SESSION_CACHE_ALIAS="sessions",
