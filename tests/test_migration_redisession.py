@@ -187,3 +187,25 @@ def test_a_key_its_generator_cannot_take_never_reaches_redis(user):
 def test_bulk_copy_is_refused_with_the_reason():
     with switched(), pytest.raises(CommandError, match="session keys cannot be recovered"):
         call_command("migratesessions")
+
+
+# pickle.dumps(session, pickle.HIGHEST_PROTOCOL) by Python 2.7.18, as django-redisession ran it: 8-bit str
+# keys and values, a unicode value, a datetime, a set.
+PYTHON27_PICKLE = (
+    b"\x80\x02}q\x00(U\x04nameq\x01X\x04\x00\x00\x00Zo\xc3\xabq\x02U\r_auth_user_idq\x03U\x0242q\x04U\nbytes_name"
+    b"q\x05U\x04Zo\xc3\xabq\x06U\x04tagsq\x07c__builtin__\nset\nq\x08]q\tU\x01aq\na\x85q\x0bRq\x0cU\x12_auth_user_"
+    b"backendq\rU)django.contrib.auth.backends.ModelBackendq\x0eU\x01nq\x0fK\x03U\x02atq\x10cdatetime\ndatetime\n"
+    b"q\x11U\n\x07\xdc\x04\x01\x0c\x1e\x05\x00\x00\x00q\x12\x85q\x13Rq\x14u."
+)
+
+
+def test_a_pickle_python_2_wrote():
+    assert unpickle(PYTHON27_PICKLE) == {
+        "_auth_user_id": "42",
+        "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+        "name": "Zoë",
+        "bytes_name": "Zoë",
+        "tags": {"a"},
+        "n": 3,
+        "at": datetime.datetime(2012, 4, 1, 12, 30, 5),
+    }
