@@ -25,11 +25,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from . import errors
 from .codec import UnencodableSession
-from .errors import SessionStoreUnavailable
+from .errors import SessionStoreError, SessionStoreUnavailable
 from .sources import Entry, Found, Source, build_source, expiry_of
 from .storage import Call, Sessions
 
@@ -53,9 +54,11 @@ def _old_store(source: Source) -> Iterator[None]:
     """Failures of the old store as ours: retry later (503), never "no session"."""
     try:
         yield
+    except SessionStoreError:
+        raise  # already ours (an old cache_sessions alias)
     except (RedisError, TimeoutError) as exc:
         raise errors.translate(exc) from exc
-    except (DatabaseError, OSError) as exc:
+    except (DatabaseError, OSError, ConnectionInterrupted) as exc:  # the last: django-redis's cache API
         raise SessionStoreUnavailable(f"the old session store ({source}) failed: {exc!r}") from exc
 
 
@@ -83,7 +86,7 @@ class Fallback:
         """Whether a cookie ours refuses is still a session of the old store (a signed cookie)."""
         return self.source.new_key and isinstance(cookie, str) and self.source.accepts(cookie)
 
-    def _alive(self, key: str, found: Found | None) -> dict[str, Any] | None:
+    def _alive(self, found: Found | None) -> dict[str, Any] | None:
         if found is None or not found.data or remaining(found) <= 0:
             return None  # expired sessions are not resurrected
         return found.data
@@ -93,7 +96,7 @@ class Fallback:
             return None
         with _old_store(self.source):
             found = self.source.read(key)
-        data = self._alive(key, found)
+        data = self._alive(found)
         if data is None or found is None:
             # Gone from the old store: maybe moved by another request since ours said no. Ask ours again.
             again = self.sessions.load(key) if not self.source.new_key else None
@@ -115,7 +118,7 @@ class Fallback:
             return None
         with _old_store(self.source):
             found = await self.source.aread(key)
-        data = self._alive(key, found)
+        data = self._alive(found)
         if data is None or found is None:
             again = await self.sessions.aload(key) if not self.source.new_key else None
             return None if again is None else Moved(again)
@@ -133,11 +136,11 @@ class Fallback:
 
     def exists(self, key: str) -> bool:
         with _old_store(self.source):
-            return self.source.accepts(key) and self._alive(key, self.source.read(key)) is not None
+            return self.source.accepts(key) and self._alive(self.source.read(key)) is not None
 
     async def aexists(self, key: str) -> bool:
         with _old_store(self.source):
-            return self.source.accepts(key) and self._alive(key, await self.source.aread(key)) is not None
+            return self.source.accepts(key) and self._alive(await self.source.aread(key)) is not None
 
     def delete(self, key: str) -> None:
         """A logout must not leave the old copy for the fallback to bring back."""

@@ -12,7 +12,7 @@ import time
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from cache_sessions import checks
 from cache_sessions.client import sessions_for
@@ -234,3 +234,15 @@ def test_counting_connections_are_used():
     """The round-trip counts above are meaningful: the aliases count on their sockets."""
     assert alias(0)["OPTIONS"]["CONNECTION_POOL_KWARGS"]["connection_class"] is CountingConnection
     assert url(0).startswith(("redis://", "unix://"))
+
+
+def test_an_old_django_cache_that_is_down_is_a_503_too():
+    client = Client(raise_request_exception=False)
+    client.cookies[settings.SESSION_COOKIE_NAME] = "k" * 32
+    dead = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    with override_settings(
+        SESSION_ENGINE="cache_sessions.backend",
+        MIDDLEWARE=["cache_sessions.middleware.SessionMiddleware", *settings.MIDDLEWARE[1:]],
+        CACHES=caches(alias(0, MIGRATE_FROM={"ENGINE": DJANGO + "cache", "CACHE_ALIAS": "dead"}), dead=dead),
+    ):
+        assert client.get("/whoami/").status_code == 503
