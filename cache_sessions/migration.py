@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 from django_redis.exceptions import ConnectionInterrupted
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from . import errors
@@ -255,7 +256,8 @@ def _pipelined(sessions: Sessions, calls: list[Call[bool]]) -> list[bool]:
     results: list[bool | None] = [sessions.execute(calls[0])] + [None] * (len(calls) - 1)
     groups: dict[int, tuple[Any, list[int]]] = {}
     for index in range(1, len(calls)):
-        if calls[index].args is None:
+        if calls[index].args is None or isinstance(sessions.redis_for(calls[index].route), RedisCluster):
+            # (a cluster pipeline refuses EVALSHA: one by one there)
             results[index] = sessions.execute(calls[index])
             continue
         redis = sessions.redis_for(calls[index].route)
