@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import errors, facts, keys, lua
 from .codec import CorruptSession
@@ -115,14 +115,14 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)
-        redis = self.redis_for(call.route)
         try:
+            redis = self.redis_for(call.route)  # a cluster client connects when first made
             reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
             return self.execute(call.fallback())
-        except (RedisError, TimeoutError) as exc:
+        except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         return call.parse(reply)
 
