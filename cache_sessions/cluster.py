@@ -144,7 +144,10 @@ class ClusterConnectionFactory(ConnectionFactory):
         try:
             return self.redis_client_cls(url=first, startup_nodes=nodes, **self.cluster_kwargs)
         except (redis_errors.RedisError, redis_errors.RedisClusterException) as exc:
-            raise ClusterUnreachable(f"Redis Cluster at {url!r} cannot be reached: {exc}") from exc
+            # django-redis re-raises the cause (unless IGNORE_EXCEPTIONS): the redis-py
+            # ConnectionError, as with one server that is down.
+            cause = exc.__cause__ if isinstance(exc.__cause__, redis_errors.RedisError) else exc
+            raise ClusterUnreachable(f"Redis Cluster at {url!r} cannot be reached: {exc}") from cause
 
     def disconnect(self, connection: RedisCluster) -> None:
         """Close the sockets of every node (they reopen on next use), like django-redis's pools."""

@@ -22,10 +22,12 @@ from redis.connection import Connection, UnixDomainSocketConnection
 
 @dataclass
 class Sent:
-    """What clients sent while counting: ``round_trips`` and ``{command: count}``."""
+    """What clients sent while counting: ``round_trips``, ``{command: count}`` and
+    ``{port: round trips}`` (which server: a cluster node, for instance)."""
 
     round_trips: int = 0
     commands: Counter[str] = field(default_factory=Counter)
+    ports: Counter[int] = field(default_factory=Counter)
 
 
 _lock = threading.Lock()
@@ -50,7 +52,7 @@ def _command_names(packed: Iterable[bytes | memoryview]) -> list[str]:
     return names
 
 
-def _record(command: Any) -> None:
+def _record(command: Any, port: int = 0) -> None:
     if not _active:
         return
     names = _command_names([command] if isinstance(command, (bytes, str)) else command)
@@ -58,11 +60,12 @@ def _record(command: Any) -> None:
         for sent in _active:
             sent.round_trips += 1
             sent.commands.update(names)
+            sent.ports[port] += 1
 
 
 class CountingConnection(Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        _record(command)
+        _record(command, self.port)
         super().send_packed_command(command, check_health)
 
 
