@@ -147,11 +147,18 @@ class ClusterConnectionFactory(ConnectionFactory):
             # django-redis re-raises the cause (unless IGNORE_EXCEPTIONS): the redis-py
             # ConnectionError, as with one server that is down.
             cause = exc.__cause__ if isinstance(exc.__cause__, redis_errors.RedisError) else exc
-            raise ClusterUnreachable(f"Redis Cluster at {url!r} cannot be reached: {exc}") from cause
+            addresses = ", ".join(map(_address, [first, *others]))
+            raise ClusterUnreachable(f"Redis Cluster at {addresses} cannot be reached: {exc}") from cause
 
     def disconnect(self, connection: RedisCluster) -> None:
         """Close the sockets of every node (they reopen on next use), like django-redis's pools."""
         connection.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+
+
+def _address(url: str) -> str:
+    """``host:port`` of a URL: what error messages show (never its password)."""
+    parsed = urlparse(url)
+    return f"{parsed.hostname}:{parsed.port or 6379}"
 
 
 def startup_urls(location: str) -> list[str]:
@@ -163,10 +170,14 @@ def startup_urls(location: str) -> list[str]:
     for url in urls:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
-            raise ImproperlyConfigured(f"Redis Cluster startup node {url!r}: use redis://host:port or rediss://")
+            raise ImproperlyConfigured(
+                f"Redis Cluster startup nodes are redis://host:port or rediss://host:port URLs, not {parsed.scheme}://"
+            )
         db = parse_qs(parsed.query).get("db", [parsed.path.strip("/") or "0"])[0]
         if db != "0":
-            raise ImproperlyConfigured(f"Redis Cluster has only database 0, not {db!r} ({url!r}): use KEY_PREFIX")
+            raise ImproperlyConfigured(
+                f"Redis Cluster has only database 0, not {db!r} ({_address(url)}): use KEY_PREFIX"
+            )
         options = (parsed.scheme, parsed.username, parsed.password, parsed.query)
         if shared not in (None, options):
             raise ImproperlyConfigured("Every startup node URL must differ from the first only by host and port")

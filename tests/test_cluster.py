@@ -27,7 +27,7 @@ from redis.exceptions import RedisClusterException
 
 from cache_sessions import facts
 from cache_sessions.backend import SessionStore
-from cache_sessions.cluster import ClusterConnectionFactory, ClusterRedis
+from cache_sessions.cluster import ClusterConnectionFactory, ClusterRedis, close_all
 from cache_sessions.codec import Codec
 from cache_sessions.embedded import free_port
 from cache_sessions.errors import SessionStoreUnavailable
@@ -88,7 +88,7 @@ def test_location_forms_share_one_cluster_client_per_process(form):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"LOCATION": "unix:///tmp/redis.sock"}, "use redis://host:port"),
+        ({"LOCATION": "unix:///tmp/redis.sock"}, "redis://host:port or rediss://host:port URLs, not unix://"),
         ({"LOCATION": "redis://127.0.0.1:7000/2"}, "only database 0"),
         ({"LOCATION": "redis://a:1,redis://user:pw@b:2"}, "differ from the first only by host and port"),
         ({"OPTIONS": {"PARSER_CLASS": "redis.connection._RESP2Parser"}}, "PARSER_CLASS"),
@@ -118,13 +118,14 @@ def test_cluster_settings_are_passed_to_redis_py():
 
 
 def test_an_unreachable_cluster_is_connection_interrupted_and_unavailable():
-    config = {**_cluster_config(), "LOCATION": f"redis://127.0.0.1:{free_port()}"}
+    config = {**_cluster_config(), "LOCATION": f"redis://user:s3cret@127.0.0.1:{free_port()}"}
     ignoring = {**config, "OPTIONS": {**config["OPTIONS"], "IGNORE_EXCEPTIONS": True}}
     with override_settings(CACHES={"default": LOCMEM, "sessions": config, "ignoring": ignoring}):
         with pytest.raises(RedisConnectionError):  # what django-redis raises for one server that is down
             caches["sessions"].get("k")
-        with pytest.raises(ConnectionInterrupted):
+        with pytest.raises(ConnectionInterrupted) as info:
             caches["sessions"].client.get("k")
+        assert "s3cret" not in str(info.value)
         assert caches["ignoring"].get("k") is None  # django-redis's IGNORE_EXCEPTIONS applies
         with pytest.raises(SessionStoreUnavailable):
             SessionStore("a" * 32).load()
@@ -160,6 +161,15 @@ def test_a_forked_child_makes_its_own_cluster_client():
         assert fresh and value == 1
         assert SessionStore(key)["child"] is True  # written by the child, read by the parent
         assert SessionStore(parent.session_key)["parent"] is True  # the parent's sockets still work
+
+
+def test_close_all_closes_and_forgets_every_cluster_client():
+    with cluster_alias() as redis:
+        caches["sessions"].set("k", 1)
+        close_all()
+        assert ClusterConnectionFactory._clusters == {}
+        assert caches["sessions"].get("k") == 1  # a new client, made on first use
+        assert caches["sessions"].client.get_client() is not redis  # (the old one still flushes: it reconnects)
 
 
 def test_close_connection_closes_every_node_and_reconnects():
