@@ -8,7 +8,8 @@ check never crashes: whatever goes wrong while checking is itself reported.
   ShardClient, a bad option value); E002 a key generator fails or is not
   deterministic; E003 (Redis Cluster) a brace in ``KEY_PREFIX``, or bucket
   names without exactly one ``{hash tag}``; W007 (Redis Cluster) every
-  session name maps to one slot;
+  session name maps to one slot; W008 (Redis Cluster) the alias reads from
+  replicas;
 - W001 sessions of the size this site stores do not fit the server's
   ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
   new site is not warned about a problem it does not have); W002 the
@@ -112,7 +113,8 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
 
 
 def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
-    """E003: names a cluster cannot serve; W007: names that would all land on one node."""
+    """E003: names a cluster cannot serve; W007: names that would all land on one node;
+    W008: sessions read from replicas."""
     from .buckets import HashSessions
 
     prefix = sessions.prefix
@@ -138,6 +140,17 @@ def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
                         id="cache_sessions.E003",
                     )
                 ]
+    cluster = sessions.cluster()
+    if cluster.read_from_replicas or cluster.load_balancing_strategy is not None:
+        return [
+            checks.Warning(
+                f"CACHES[{alias!r}] reads from replicas (REDIS_CLIENT_KWARGS read_from_replicas or "
+                f"load_balancing_strategy): a session read from a replica that lags behind is stale or missing, "
+                f"which logs users out right after they log in.",
+                hint="Read replicas through another alias; keep the session alias on the primaries.",
+                id="cache_sessions.W008",
+            )
+        ]
     if len({key_slot(name[0]) for name in names}) == 1:
         return [
             checks.Warning(

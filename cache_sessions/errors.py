@@ -71,11 +71,12 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, TimeoutErr
 # Redis error codes (the first word of an error reply). Inside a Lua script an error
 # reaches redis-py as a plain ResponseError ("Error running script ... -OOM ..." on
 # Redis 6.2, "ACL failure in script" on 7.x), so codes are also found in the text.
-_TRANSIENT_CODES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
+_TRANSIENT_CODES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS")
 _HINTS: dict[str, str] = {
     "OOM": "Redis reached maxmemory and refuses writes",
     "READONLY": "the server is a read-only replica",
     "LOADING": "Redis is loading its dataset after a restart",
+    "NOREPLICAS": "the primary has fewer replicas in sync than min-replicas-to-write asks",
     "NOPERM": "the Redis user lacks a permission the session engine needs (see README, ACL)",
     "ACL failure": "the Redis user lacks a permission the session engine needs (see README, ACL)",
     "WRONGTYPE": "a key in the session namespace holds another Redis type (something else wrote there)",

@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.test import override_settings
 from django_redis.exceptions import ConnectionInterrupted
+from redis import Redis
+from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
@@ -362,6 +364,9 @@ def test_the_smallest_listpack_limit_of_the_primaries_wins(primary_limits):
         assert check_ids() == ["cache_sessions.W005"]
 
 
+ROUND_ROBIN = LoadBalancingStrategy.ROUND_ROBIN
+
+
 def shared_tag(session_key: str) -> str:
     return f"b{{sessions}}{zlib.crc32(session_key.encode()) % 16}"
 
@@ -381,8 +386,15 @@ def no_tag(session_key: str) -> str:
         ({"HASH_KEY_GENERATOR": no_tag}, ["cache_sessions.E003"]),
         ({"HASH_KEY_GENERATOR": shared_tag}, ["cache_sessions.W007"]),
         ({"BUCKETS": 1}, ["cache_sessions.W007"]),
+        (
+            {"REDIS_CLIENT_KWARGS": {"load_balancing_strategy": LoadBalancingStrategy.ROUND_ROBIN}},
+            ["cache_sessions.W008"],
+        ),
     ],
-    ids=["defaults", "string", "own-tags", "tag-in-prefix", "brace-in-prefix", "no-tag", "shared-tag", "one-bucket"],
+    ids=[
+        *("defaults", "string", "own-tags", "tag-in-prefix", "brace-in-prefix", "no-tag", "shared-tag", "one-bucket"),
+        "replica-reads",
+    ],
 )
 def test_checks_reject_names_a_cluster_cannot_serve(options, expected):
     with cluster_alias(**options):
@@ -408,3 +420,21 @@ def test_bucket_records_on_a_cluster():
         assert [client.bucket_get(f"record{n}")["n"] for n in range(20)] == list(range(20))
         client.bucket_delete("record3")
         assert not client.bucket_exists("record3")
+
+
+def test_min_replicas_to_write_refusals_are_unavailable_not_errors():
+    """A primary short of replicas in sync (min-replicas-to-write) refuses writes: a 503, retried later."""
+    admins = [Redis(port=server.port) for server in contract_cluster().primaries]
+    with cluster_alias(USE_HASH=False):
+        session = SessionStore()
+        session.save()
+        try:
+            for admin in admins:
+                admin.config_set("min-replicas-to-write", 1)  # and these primaries have none
+            session["x"] = 1
+            with pytest.raises(SessionStoreUnavailable, match="min-replicas-to-write"):
+                session.save()
+        finally:
+            for admin in admins:
+                admin.config_set("min-replicas-to-write", 0)
+                admin.close()
