@@ -438,3 +438,25 @@ def test_min_replicas_to_write_refusals_are_unavailable_not_errors():
             for admin in admins:
                 admin.config_set("min-replicas-to-write", 0)
                 admin.close()
+
+
+def test_credentials_in_the_urls_reach_every_node():
+    admins = [Redis(port=server.port) for server in contract_cluster().primaries]
+    for admin in admins:
+        admin.execute_command("ACL", "SETUSER", "clusteruser", "reset", "on", ">s3cret", "~*", "+@all")
+    urls = [url.replace("redis://", "redis://clusteruser:s3cret@") for url in contract_cluster().urls]
+    try:
+        with override_settings(CACHES={"default": LOCMEM, "sessions": {**_cluster_config(), "LOCATION": urls}}):
+            session = SessionStore()
+            session["x"] = 1
+            session.save()
+            assert SessionStore(session.session_key)["x"] == 1
+            caches["sessions"].set_many({f"k{n}": n for n in range(30)})  # every primary
+            assert len(caches["sessions"].get_many([f"k{n}" for n in range(30)])) == 30
+            who = {node.acl_whoami() for node in SessionStore()._storage.servers()}
+            assert who == {"clusteruser"}
+            caches["sessions"].clear()
+    finally:
+        for admin in admins:
+            admin.execute_command("ACL", "DELUSER", "clusteruser")
+            admin.close()
