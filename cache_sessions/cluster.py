@@ -138,6 +138,10 @@ class ClusterConnectionFactory(ConnectionFactory):
                     cluster = self._clusters[key] = self.make_cluster(url)
         return cluster
 
+    def connected(self, url: str) -> RedisCluster | None:
+        """The cluster client for ``url`` if this process has made it, else None (never connects)."""
+        return self._clusters.get((url, self.settings_key))
+
     def make_cluster(self, url: str) -> RedisCluster:
         first, *others = startup_urls(url)
         nodes = [ClusterNode(parsed.hostname, parsed.port or 6379) for parsed in map(urlparse, others)]  # type: ignore[no-untyped-call]
@@ -258,13 +262,13 @@ class ClusterClient(SessionClient):
         return self.get_client()
 
     def disconnect(self, index: int = 0, client: RedisCluster | None = None) -> None:
-        self.connection_factory.disconnect(client or self.get_client())
-
-    def do_close_clients(self) -> None:
-        key = (self._startup_nodes, self.connection_factory.settings_key)
-        cluster = ClusterConnectionFactory._clusters.get(key)
+        """Close the sockets to every node (``CLOSE_CONNECTION``); they reopen on next use."""
+        cluster = client or self.connection_factory.connected(self._startup_nodes)
         if cluster is not None:
             self.connection_factory.disconnect(cluster)
+
+    def do_close_clients(self) -> None:
+        self.disconnect()
 
     def get_many(self, keys: Collection[str], version: int | None = None, client: Any = None) -> dict[str, Any]:
         """One MGET per slot, pipelined per node (one MGET across slots is a CROSSSLOT error)."""
