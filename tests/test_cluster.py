@@ -5,7 +5,8 @@ from ``tests/configs.py`` (``*-cluster`` configurations); failover is in
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -135,34 +136,49 @@ def test_an_unreachable_cluster_is_connection_interrupted_and_unavailable():
         assert ids == ["cache_sessions.I001"]
 
 
-def _use_after_fork(queue: Any) -> None:
-    try:
-        fresh = ClusterConnectionFactory._clusters == {}  # the parent's client stayed in the parent
-        session = SessionStore()
-        session["child"] = True
-        session.save()
-        caches["sessions"].set("from-child", 1)
-        queue.put((fresh, session.session_key, caches["sessions"].get("from-child")))
-    except BaseException as exc:  # reported to the parent
-        queue.put(repr(exc))
+# A web server that imports the app, then forks its workers (gunicorn --preload),
+# in a process of its own: single-threaded, as such a master is.
+FORKING_SERVER = """
+import os, sys, django
+from django.conf import settings
+location = sys.argv[1].split(",")
+options = {"CLIENT_CLASS": "cache_sessions.cluster.ClusterClient"}
+settings.configure(
+    SECRET_KEY="fork", SESSION_CACHE_ALIAS="default",
+    CACHES={"default": {"BACKEND": "cache_sessions.cache.RedisCache", "LOCATION": location, "OPTIONS": options}},
+)
+django.setup()
+from cache_sessions.backend import SessionStore
+from cache_sessions.cluster import ClusterConnectionFactory
+parent = SessionStore()
+parent["who"] = "parent"
+parent.save()  # the parent's cluster client exists, with open sockets
+pid = os.fork()
+if pid == 0:
+    fresh = ClusterConnectionFactory._clusters == {}  # the parent's client stayed in the parent
+    child = SessionStore()
+    child["who"] = "child"
+    child.save()
+    ok = fresh and SessionStore(parent.session_key)["who"] == "parent"
+    print(child.session_key if ok else "child failed", flush=True)
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert SessionStore(parent.session_key)["who"] == "parent"  # the parent's sockets still work
+print("parent ok", flush=True)
+"""
 
 
 def test_a_forked_child_makes_its_own_cluster_client():
+    location = ",".join(contract_cluster().urls)
+    out = subprocess.run(
+        [sys.executable, "-c", FORKING_SERVER, location], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    child_key, parent = out.stdout.splitlines()
+    assert parent == "parent ok"
     with cluster_alias():
-        parent = SessionStore()
-        parent["parent"] = True
-        parent.save()  # the parent's cluster client exists and has open sockets
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_use_after_fork, args=(queue,))
-        child.start()
-        result = queue.get(timeout=30)
-        child.join(30)
-        assert child.exitcode == 0
-        fresh, key, value = result
-        assert fresh and value == 1
-        assert SessionStore(key)["child"] is True  # written by the child, read by the parent
-        assert SessionStore(parent.session_key)["parent"] is True  # the parent's sockets still work
+        assert SessionStore(child_key)["who"] == "child"  # written by the child, read here
 
 
 def test_close_all_closes_and_forgets_every_cluster_client():
