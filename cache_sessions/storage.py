@@ -23,7 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import aio, errors, facts, keys, lua
 from .codec import CorruptSession
@@ -103,6 +103,11 @@ class Sessions:
         sweeps, statistics and checks walk."""
         return [self.redis()]
 
+    def aredis(self, sync_redis: Redis) -> Any:
+        """The ``redis.asyncio`` twin of a client of ``servers()``/``redis_for()`` in the running
+        loop; ``aio.NotNative`` where this topology has none yet (the sync path in a thread)."""
+        return aio.client_for(sync_redis)
+
     def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
         """``names`` grouped by the client that holds them (for pipelines)."""
         return [(self.redis(), list(names))]
@@ -122,14 +127,14 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
-        redis = self.redis_for(call.route)
         try:
+            redis = self.redis_for(call.route)  # a cluster client connects when first made
             reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
             return self.execute(call.fallback())
-        except (RedisError, TimeoutError) as exc:
+        except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
         return self.execute(result) if isinstance(result, Call) else result
@@ -158,7 +163,7 @@ class Sessions:
         results: list[Any] = [None] * len(calls)
         for sync_redis, indexes in self._by_client(calls):
             try:
-                redis = aio.client_for(sync_redis)
+                redis = self.aredis(sync_redis)
             except aio.NotNative:
                 for index in indexes:
                     results[index] = await self.aexecute(calls[index])
@@ -187,7 +192,7 @@ class Sessions:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         sync_redis = self.redis_for(call.route)
         try:
-            redis = aio.client_for(sync_redis)
+            redis = self.aredis(sync_redis)
         except aio.NotNative:
             return await sync_to_async(self.execute)(call)
         try:
@@ -196,7 +201,7 @@ class Sessions:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
             return await self.aexecute(call.fallback())
-        except (RedisError, TimeoutError) as exc:
+        except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
         return await self.aexecute(result) if isinstance(result, Call) else result
