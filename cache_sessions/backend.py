@@ -10,6 +10,10 @@ remembers the failure in ``unavailable`` so that ``middleware.py`` can answer
 503 instead of 500, and, when that middleware allows it for a request that
 only reads (``DEGRADED_READS``), loads as an empty *read-only* session that
 is never saved and never touches the cookie.
+
+With ``MIGRATE_FROM`` on the alias, a valid key that is not in Redis is
+looked up in the old store and moved here (``migration.py``): only on a
+miss, so a session already here costs nothing more.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys, users
+from . import keys, migration, users
 from .client import sessions_for
 from .errors import SessionStoreUnavailable
 from .storage import Sessions
@@ -64,6 +68,8 @@ class SessionStore(SessionBase):
     def _validate_session_key(self, key: Any) -> bool:
         if keys.is_valid_session_key(key):
             return True
+        if key and (fallback := migration.fallback_for(self._storage)) is not None and fallback.accepts(key):
+            return True  # a signed-cookie session of MIGRATE_FROM: moved on load, under a new key
         if key and self._storage.options.log_key_error:
             logger.warning("Ignoring a malformed session key from the client (%d characters).", len(str(key)))
         return False
@@ -79,11 +85,29 @@ class SessionStore(SessionBase):
     # async operations (``redis.asyncio``, no thread hop) where the sync ones do I/O.
 
     def load(self) -> dict[str, Any]:
+        key = self.session_key
         try:
-            session = self._storage.load(self.session_key) if self.session_key else None
+            session = self._storage.load(key) if key is not None and keys.is_valid_session_key(key) else None
+            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+                return self._moved(fallback.load(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
         return self._loaded(session)
+
+    def _moved(self, moved: migration.Moved | None) -> dict[str, Any]:
+        """A session brought over from the old store (or None: not there, or expired)."""
+        if moved is None:
+            return self._loaded(None)
+        if moved.new_key:  # saved under a new key at the end of the request; the middleware sends its cookie
+            self._session_key = None
+            self.modified = True
+        return moved.data
+
+    def _load_foreign(self) -> None:
+        """Before a save: a signed-cookie session not loaded yet is moved first (its key goes)."""
+        key = self.session_key
+        if key is not None and self._storage.options.migrate_from is not None and not keys.is_valid_session_key(key):
+            self._get_session()  # type: ignore[attr-defined]  # Django's, not in its stubs
 
     def _loaded(self, session: dict[str, Any] | None) -> dict[str, Any]:
         if session is None:
@@ -103,7 +127,12 @@ class SessionStore(SessionBase):
         return {}
 
     def exists(self, session_key: str) -> bool:
-        return keys.is_valid_session_key(session_key) and self._remembering(self._storage.exists, session_key)
+        if not keys.is_valid_session_key(session_key):
+            return False
+        if self._remembering(self._storage.exists, session_key):
+            return True
+        fallback = migration.fallback_for(self._storage)
+        return fallback is not None and bool(self._remembering(fallback.exists, session_key))
 
     def _remembering(self, operation: Any, *args: Any) -> Any:
         try:
@@ -130,6 +159,7 @@ class SessionStore(SessionBase):
                 raise presaved
             return
         self._refuse_if_degraded()
+        self._load_foreign()
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
@@ -170,6 +200,8 @@ class SessionStore(SessionBase):
             self._remembering(storage.execute_many, [storage.delete_call(session_key), self._unindex_call()])
         else:
             self._remembering(storage.execute, storage.delete_call(session_key))
+        if (fallback := migration.fallback_for(storage)) is not None:
+            self._remembering(fallback.delete, session_key)  # or the fallback would bring it back
 
     def _unindex_call(self) -> Any:
         assert self.indexed is not None
@@ -188,14 +220,22 @@ class SessionStore(SessionBase):
     # Async twins ---------------------------------------------------------
 
     async def aload(self) -> dict[str, Any]:
+        key = self.session_key
         try:
-            session = await self._storage.aload(self.session_key) if self.session_key else None
+            session = await self._storage.aload(key) if key is not None and keys.is_valid_session_key(key) else None
+            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+                return self._moved(await fallback.aload(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
         return self._loaded(session)
 
     async def aexists(self, session_key: str) -> bool:
-        return keys.is_valid_session_key(session_key) and await self._aremembering(self._storage.aexists, session_key)
+        if not keys.is_valid_session_key(session_key):
+            return False
+        if await self._aremembering(self._storage.aexists, session_key):
+            return True
+        fallback = migration.fallback_for(self._storage)
+        return fallback is not None and bool(await self._aremembering(fallback.aexists, session_key))
 
     async def _aremembering(self, operation: Any, *args: Any) -> Any:
         try:
@@ -217,6 +257,8 @@ class SessionStore(SessionBase):
 
     async def asave(self, must_create: bool = False) -> None:
         self._refuse_if_degraded()
+        if self.session_key is not None and not keys.is_valid_session_key(self.session_key):
+            await self._aget_session()  # type: ignore[attr-defined]  # a signed-cookie session: moved first
         if self.session_key is None:
             return await self.acreate()
         session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
@@ -240,6 +282,8 @@ class SessionStore(SessionBase):
             await self._aremembering(storage.aexecute_many, [storage.delete_call(session_key), self._unindex_call()])
         else:
             await self._aremembering(storage.aexecute, storage.delete_call(session_key))
+        if (fallback := migration.fallback_for(storage)) is not None:
+            await self._aremembering(fallback.adelete, session_key)
 
     @classmethod
     async def aclear_expired(cls) -> None:

@@ -120,7 +120,7 @@ class HashSessions(Sessions):
         for redis in self.servers():
             if facts.of(redis).listpack_limits is None:
                 try:
-                    await facts.alistpack_limits(redis, aio.client_for(redis))
+                    await facts.alistpack_limits(redis, self.aredis(redis))
                 except aio.NotNative:
                     await sync_to_async(facts.listpack_limits)(redis)
 

@@ -6,7 +6,12 @@ check never crashes: whatever goes wrong while checking is itself reported.
 
 - E001 the session alias cannot serve sessions (missing, not django-redis,
   ShardClient, a bad option value); E002 a key generator fails or is not
-  deterministic;
+  deterministic; E003 ``MIGRATE_FROM`` names a store the engine cannot read
+  (an unknown engine or parameter, a missing alias or package, the very
+  storage sessions live in); E004 (Redis Cluster) a brace in ``KEY_PREFIX``,
+  or bucket names without exactly one ``{hash tag}``; W007 (Redis Cluster)
+  every session name maps to one slot; W008 (Redis Cluster) the alias reads
+  from replicas;
 - W001 sessions of the size this site stores do not fit the server's
   ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
   new site is not warned about a problem it does not have); W002 the
@@ -17,7 +22,7 @@ check never crashes: whatever goes wrong while checking is itself reported.
 - W006 (``check --deploy`` only) the alias has no socket timeouts, so a
   Redis that stops answering would hold every request forever.
 
-E003, W007 and W008 (partitioned aliases, Sentinel) are in ``topology_checks.py``.
+E005, W009 (partitioned aliases) and W010 (Sentinel) are in ``topology_checks.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from . import facts
+from . import facts, keys
 from .codec import is_overflow_pointer
 from .conf import unknown_options
 from .errors import SessionStoreError
@@ -39,11 +45,13 @@ from .keys import new_session_key
 ENGINE = "cache_sessions.backend"
 OUR_BACKEND = "cache_sessions.cache.RedisCache"
 OUR_CLIENT = "cache_sessions.client.SessionClient"
+OUR_CLIENTS = (OUR_CLIENT, "cache_sessions.cluster.ClusterClient")
 RECOMMENDED_VALUE_LIMIT = 256  # room for a logged-in session with a CSRF token and a small cart
 RECOMMENDED_ENTRIES_LIMIT = 512
 SAMPLE_BUCKETS = 32  # W001 looks at the sessions of this many random buckets...
 FIELDS_PER_BUCKET = 16
 OVERFLOW_SHARE = 0.1  # ...and warns when at least this share of them is kept out of their bucket
+CLUSTER_SAMPLE = 64  # session keys whose Redis names E004 and W007 look at
 
 
 @checks.register(checks.Tags.caches)
@@ -52,7 +60,7 @@ def check_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
     messages: list[checks.CheckMessage] = []
     for alias, config in getattr(settings, "CACHES", {}).items():
         options = config.get("OPTIONS") or {}
-        if config.get("BACKEND") != OUR_BACKEND and options.get("CLIENT_CLASS") != OUR_CLIENT:
+        if config.get("BACKEND") != OUR_BACKEND and options.get("CLIENT_CLASS") not in OUR_CLIENTS:
             continue
         for name, close in unknown_options(options):
             hint = f"Did you mean {close!r}?" if close else None
@@ -85,6 +93,7 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
     from .buckets import HashSessions
     from .client import sessions_for
+    from .cluster import ClusterTopology
 
     sessions = sessions_for(alias)
     sample, other = new_session_key(), new_session_key()
@@ -99,8 +108,62 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
         ]
     if first != second:
         return [checks.Error(f"A key generator of CACHES[{alias!r}] is not deterministic.", id="cache_sessions.E002")]
+    messages = check_cluster_names(alias, sessions) if isinstance(sessions, ClusterTopology) else []
+    if any(message.is_serious() for message in messages):
+        return messages
     if isinstance(sessions, HashSessions):
-        return check_listpack_limits(alias, sessions)
+        messages += check_listpack_limits(alias, sessions)
+    return messages
+
+
+def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
+    """E004: names a cluster cannot serve; W007: names that would all land on one node;
+    W008: sessions read from replicas."""
+    from .buckets import HashSessions
+
+    prefix = sessions.prefix
+    if b"{" in prefix or b"}" in prefix:
+        return [
+            checks.Error(
+                f"KEY_PREFIX of CACHES[{alias!r}] contains a brace: on Redis Cluster a {{hash tag}} in the "
+                f"prefix pins every key of the alias, cache and sessions, to one slot of one node.",
+                hint="Use a KEY_PREFIX without '{' and '}'.",
+                id="cache_sessions.E004",
+            )
+        ]
+    names = [sessions.locate(new_session_key()) for _ in range(CLUSTER_SAMPLE)]
+    if isinstance(sessions, HashSessions) and not sessions.default_buckets():
+        for bucket, *_ in names:
+            if not keys.has_one_hash_tag(bucket[len(prefix) :]):
+                return [
+                    checks.Error(
+                        f"HASH_KEY_GENERATOR of CACHES[{alias!r}] made the bucket name {bucket!r}, which does "
+                        f"not carry exactly one {{hash tag}}: on Redis Cluster a session's overflow key "
+                        f"(<bucket>:<field>) must share its bucket's slot.",
+                        hint="Return names like 'h{<something per bucket>}', as the default generator does.",
+                        id="cache_sessions.E004",
+                    )
+                ]
+    cluster = sessions.cluster()
+    if cluster.read_from_replicas or cluster.load_balancing_strategy is not None:
+        return [
+            checks.Warning(
+                f"CACHES[{alias!r}] reads from replicas (REDIS_CLIENT_KWARGS read_from_replicas or "
+                f"load_balancing_strategy): a session read from a replica that lags behind is stale or missing, "
+                f"which logs users out right after they log in.",
+                hint="Read replicas through another alias; keep the session alias on the primaries.",
+                id="cache_sessions.W008",
+            )
+        ]
+    if len({key_slot(name[0]) for name in names}) == 1:
+        return [
+            checks.Warning(
+                f"Every session of CACHES[{alias!r}] maps to the same cluster slot (e.g. {names[0][0]!r}): "
+                f"one node would hold all of them.",
+                hint="Raise BUCKETS, or give each bucket its own {hash tag} (not one shared tag).",
+                id="cache_sessions.W007",
+            )
+        ]
     return []
 
 
@@ -177,6 +240,28 @@ def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, 
         return 0, 0
     values = [value for reply in replies for value in reply[1::2]]
     return sum(1 for value in values if is_overflow_pointer(value)), len(values)
+
+
+@checks.register(checks.Tags.caches)
+def check_migrate_from(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E003: the old store of MIGRATE_FROM can be read (built here, as the first miss would)."""
+    if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
+        return []
+    from .client import sessions_for
+    from .sources import build_source
+
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        sessions = sessions_for(alias)
+        spec = sessions.options.migrate_from
+        if spec is not None:
+            build_source(spec, sessions, alias)
+    except ImproperlyConfigured as exc:
+        if "MIGRATE_FROM" in str(exc):
+            return [checks.Error(str(exc), id="cache_sessions.E003")]
+    except Exception:
+        pass  # what else is wrong is check_session_alias's to report
+    return []
 
 
 @checks.register(checks.Tags.caches, deploy=True)

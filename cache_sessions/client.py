@@ -34,11 +34,15 @@ MAX_RECORD_KEY_LENGTH = 1024
 
 
 class SessionClient(DefaultClient):
+    # The storage of each mode on this client's topology (one server here; see cluster.py).
+    string_storage: type[Sessions] = StringSessions
+    hash_storage: type[HashSessions] = HashSessions
+
     @cached_property
     def records(self) -> HashSessions:
         """Bucketed storage for app records, under ``<KEY_PREFIX>:r<VERSION>:``."""
         options = SessionOptions.from_options(self._options).for_records()
-        return HashSessions(self, self._backend, options, namespace="r")
+        return self.hash_storage(self, self._backend, options, namespace="r")
 
     def bucket_get(self, key: str, default: Any = None) -> Any:
         """The live record stored under ``key`` (a dict), or ``default``."""
@@ -105,8 +109,9 @@ def redis_cache(alias: str) -> DjangoRedisCache:
 
 
 def build_sessions(client: DefaultClient, backend: BaseCache, options: SessionOptions) -> Sessions:
-    kind = HashSessions if options.use_hash else StringSessions
-    return kind(client, backend, options)
+    if options.use_hash:
+        return getattr(client, "hash_storage", HashSessions)(client, backend, options)
+    return getattr(client, "string_storage", StringSessions)(client, backend, options)
 
 
 def sessions_for(alias: str) -> Sessions:

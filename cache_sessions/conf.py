@@ -39,9 +39,11 @@ DEFAULTS: dict[str, Any] = {
     "USER_SESSIONS": False,  # keep an index of each user's sessions (users.py: list them, revoke them)
     "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
     "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
+    "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
     "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
     "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
 }
+OUR_ENGINE = "cache_sessions.backend"
 
 # Read by the topologies of cache_sessions (not session options: the cache uses them too).
 TOPOLOGY_OPTIONS = frozenset({"WEIGHTS"})
@@ -93,6 +95,7 @@ class SessionOptions:
     user_session_metadata: bool
     user_session_seen_every: int
     acks: Acks | None
+    migrate_from: MigrateFrom | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
@@ -127,11 +130,46 @@ class SessionOptions:
             user_session_metadata=bool(values["USER_SESSION_METADATA"]),
             user_session_seen_every=_int(values, "USER_SESSION_SEEN_EVERY", 1),
             acks=_acks(values),
+            migrate_from=MigrateFrom.parse(values["MIGRATE_FROM"]),
         )
 
     def for_records(self) -> SessionOptions:
         """The options of app records (``bucket_*``): any str key, so the default generators."""
-        return replace(self, key_generator=None, hash_key_generator=None)
+        return replace(self, key_generator=None, hash_key_generator=None, migrate_from=None)
+
+
+@dataclass(frozen=True)
+class MigrateFrom:
+    """``MIGRATE_FROM``: the engine sessions used to live in, and its parameters.
+
+    A string is an engine's dotted path (``"django.contrib.sessions.backends.db"``)
+    or, without a dot, a CACHES alias read as cache_sessions with that alias's
+    own OPTIONS. A dict names the ``ENGINE`` (default: cache_sessions, on
+    ``ALIAS``, by default this alias) and its parameters; which parameters each
+    engine takes is checked when the source is built (``migration.build_source``).
+    """
+
+    engine: str
+    params: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, value: Any) -> MigrateFrom | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return cls(value, {}) if "." in value else cls(OUR_ENGINE, {"ALIAS": value})
+        if isinstance(value, Mapping) and all(isinstance(name, str) for name in value):
+            params = dict(value)
+            engine = params.pop("ENGINE", OUR_ENGINE)
+            if not isinstance(engine, str) or "." not in engine:
+                raise ImproperlyConfigured(f"OPTIONS['MIGRATE_FROM']['ENGINE'] must be a dotted path, not {engine!r}")
+            if "MIGRATE_FROM" in params:
+                raise ImproperlyConfigured("OPTIONS['MIGRATE_FROM'] cannot itself have a MIGRATE_FROM")
+            return cls(engine, params)
+        raise ImproperlyConfigured(
+            f"OPTIONS['MIGRATE_FROM'] must be an engine's dotted path (e.g. 'django.contrib.sessions.backends.db'), "
+            f"a CACHES alias, or a dict with 'ENGINE' and its parameters, not {value!r}"
+        )
 
 
 def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:

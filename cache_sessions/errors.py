@@ -65,7 +65,8 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
     redis_errors.ReadOnlyError,  # a replica, e.g. an old primary after a failover
     redis_errors.OutOfMemoryError,  # maxmemory reached with noeviction: writes refused
-    redis_errors.ClusterDownError,  # also MASTERDOWN
+    redis_errors.ClusterError,  # CLUSTERDOWN, MASTERDOWN, too many MOVED/ASK redirections
+    redis_errors.SlotNotCoveredError,  # a cluster client whose slot map is being refreshed
     redis_errors.TryAgainError,
     TooFewReplicas,
 )
@@ -74,15 +75,19 @@ _PERMANENT: tuple[type[Exception], ...] = (
     redis_errors.AuthenticationError,
     redis_errors.AuthorizationError,
 )
+# What a redis-py call can raise about Redis: its errors, and a cluster client's
+# SlotNotCoveredError (a RedisClusterException, not a RedisError).
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, TimeoutError, redis_errors.SlotNotCoveredError)
 
 # Redis error codes (the first word of an error reply). Inside a Lua script an error
 # reaches redis-py as a plain ResponseError ("Error running script ... -OOM ..." on
 # Redis 6.2, "ACL failure in script" on 7.x), so codes are also found in the text.
-_TRANSIENT_CODES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY")
+_TRANSIENT_CODES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS")
 _HINTS: dict[str, str] = {
     "OOM": "Redis reached maxmemory and refuses writes",
     "READONLY": "the server is a read-only replica",
     "LOADING": "Redis is loading its dataset after a restart",
+    "NOREPLICAS": "the primary has fewer replicas in sync than min-replicas-to-write asks",
     "NOPERM": "the Redis user lacks a permission the session engine needs (see README, ACL)",
     "ACL failure": "the Redis user lacks a permission the session engine needs (see README, ACL)",
     "WRONGTYPE": "a key in the session namespace holds another Redis type (something else wrote there)",
@@ -114,13 +119,13 @@ def is_readonly(exc: BaseException) -> bool:
 def is_retryable(exc: BaseException) -> bool:
     """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
     memory does not free itself within a backoff, so READONLY and OOM are reported at once,
-    except where the primary moves: see ``topology.Single``.)"""
+    except where the primary moves: see ``Sessions.is_retryable``.)"""
     return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
         isinstance(exc, _PERMANENT)
     )
 
 
-def translate(exc: redis_errors.RedisError | OSError) -> SessionStoreError:
+def translate(exc: Exception) -> SessionStoreError:
     """The session-store error for a redis-py error (raise it ``from exc``)."""
     code = _code(exc)
     if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.AuthorizationError)):
@@ -137,7 +142,7 @@ def translated() -> Iterator[None]:
     """Raise redis-py errors of the block as session-store errors."""
     try:
         yield
-    except (redis_errors.RedisError, TimeoutError) as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 

@@ -71,3 +71,9 @@ def load_callable(value: Any, option: str) -> Callable[..., Any]:
         raise ImproperlyConfigured(f"OPTIONS[{option!r}] must be a callable or a dotted path to one, not {value!r}")
     function: Callable[..., Any] = value
     return function
+
+
+def has_one_hash_tag(name: bytes) -> bool:
+    """Whether ``name`` holds exactly one ``{tag}`` (one '{', then one '}', something
+    between): what decides its Redis Cluster slot, and that of ``name + b":..."``."""
+    return name.count(b"{") == 1 and name.count(b"}") == 1 and name.index(b"{") + 1 < name.index(b"}")

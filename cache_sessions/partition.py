@@ -16,7 +16,7 @@ A server is known to the hashing by its address and DB (``10.0.0.2:6379/1``,
 ``unix:///run/redis/redis.sock?db=1``), never by its password, scheme or
 position: reordering LOCATION, or changing a password or a TLS setting,
 moves no key. ``problems`` and ``doubts`` are what the system checks report
-(E003, W007); a partitioned client refuses to start on a problem.
+(E005, W009); a partitioned client refuses to start on a problem.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import hrw
 
-LEAST_SHARE = 0.01  # a server given less than this share of the keys is probably a typo (W007)
+LEAST_SHARE = 0.01  # a server given less than this share of the keys is probably a typo (W009)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ hashes. Both talk to Redis through the django-redis client of the alias
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import aio, errors, facts, keys, lua, replicas, topology
+from . import aio, errors, facts, keys, lua, replicas
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -90,30 +91,58 @@ class Sessions:
         self.aretry = aio.async_retry(options.retry)
         self.acks = options.acks  # MIN_REPLICAS_ACK: None, or the WAIT sent after each write
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
-        self.topology = topology.of(client)
+        self._moves: bool | None = None
 
     def redis(self) -> Redis:
-        """The alias's server (standalone, or the primary of a Sentinel service)."""
-        servers = self.servers()
-        if len(servers) != 1:
-            raise TypeError("A partitioned alias has a client per server: use redis_for(name) or servers().")
-        return servers[0]
+        # Always the primary: a replica that lags behind would log users out.
+        redis: Redis = self.client.get_client(write=True)
+        return redis
 
-    # Topology (``topology.py``): where a name lives. One server, the primary of a
-    # Sentinel service, or the server weighted rendezvous hashing picks.
+    # Topology: where a name lives. One server here (standalone, or the primary of a
+    # Sentinel service); a partitioned alias (partitioned.py) and a cluster (cluster.py)
+    # override these in mixins of their own.
 
     def redis_for(self, name: bytes) -> Redis:
         """The client of the server that holds ``name``."""
-        return self.topology.redis_for(name)
+        return self.redis()
 
     def servers(self) -> list[Redis]:
         """One client per server holding sessions (every primary, every shard): what
         sweeps, statistics and checks walk."""
-        return self.topology.servers()
+        return [self.redis()]
+
+    def aredis(self, sync_redis: Redis) -> Any:
+        """The ``redis.asyncio`` twin of a client of ``servers()``/``redis_for()`` in the running
+        loop; ``aio.NotNative`` where this topology has none yet (the sync path in a thread)."""
+        return aio.client_for(sync_redis)
 
     def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
         """``names`` grouped by the client that holds them (for pipelines)."""
-        return self.topology.by_server(names)
+        return [(self.redis(), list(names))]
+
+    # What a failure means here. A Sentinel primary can move: there a READONLY reply means
+    # "the server you reach was just demoted", which a retry on the new primary cures.
+
+    def primary_moves(self) -> bool:
+        """Whether the primary can move under this storage (a Sentinel service)."""
+        if self._moves is None:
+            from redis.sentinel import SentinelConnectionPool
+
+            pool = getattr(self.redis(), "connection_pool", None)
+            self._moves = isinstance(pool, SentinelConnectionPool)
+        return self._moves
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``RETRY`` retries after ``exc`` (see ``errors.is_retryable``)."""
+        return errors.is_retryable(exc) or (errors.is_readonly(exc) and self.primary_moves())
+
+    def after_failure(self, redis: Any, exc: BaseException) -> None:
+        """Before a retry: a lost connection is dropped by redis-py itself; one to a demoted
+        primary is not, so ask the sentinels where the primary is now (redis-py then closes
+        the idle connections to the old one)."""
+        if errors.is_readonly(exc) and self.primary_moves():
+            with contextlib.suppress(RedisError, OSError):  # if not now, the retry asks when it connects
+                redis.connection_pool.get_master_address()
 
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
@@ -130,17 +159,17 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
-        redis, where = self.redis_for(call.route), self.topology
         acks = self.acks if call.needs_ack else None
         try:
+            redis = self.redis_for(call.route)  # a cluster client connects when first made
             reply = self.retry.call_with_retry(
-                partial(_send, redis, call, acks), partial(where.after_failure, redis), where.is_retryable
+                partial(_send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
             )
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
             return self.execute(call.fallback())
-        except (RedisError, TimeoutError) as exc:
+        except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
         return self.execute(result) if isinstance(result, Call) else result
@@ -158,10 +187,9 @@ class Sessions:
             for index in indexes:
                 pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
             acks = self._acks_for(pipe, [calls[index] for index in indexes])
-            where = self.topology
             with errors.translated():
                 replies = self.retry.call_with_retry(
-                    pipe.execute, partial(where.after_failure, redis), where.is_retryable
+                    pipe.execute, partial(self.after_failure, redis), self.is_retryable
                 )
                 if acks is not None:
                     acks.check(replies.pop())
@@ -175,7 +203,7 @@ class Sessions:
         results: list[Any] = [None] * len(calls)
         for sync_redis, indexes in self._by_client(calls):
             try:
-                redis = aio.client_for(sync_redis)
+                redis = self.aredis(sync_redis)
             except aio.NotNative:
                 for index in indexes:
                     results[index] = await self.aexecute(calls[index])
@@ -185,7 +213,7 @@ class Sessions:
                 pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
             acks = self._acks_for(pipe, [calls[index] for index in indexes])
             with errors.translated():
-                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.topology.is_retryable)
+                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.is_retryable)
                 if acks is not None:
                     acks.check(replies.pop())
             for index, reply in zip(indexes, replies, strict=True):
@@ -214,17 +242,17 @@ class Sessions:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         sync_redis = self.redis_for(call.route)
         try:
-            redis = aio.client_for(sync_redis)
+            redis = self.aredis(sync_redis)
         except aio.NotNative:
             return await sync_to_async(self.execute)(call)
         try:
             acks = self.acks if call.needs_ack else None
-            reply = await aio.send(redis, call, self.aretry, self.topology.is_retryable, acks)
+            reply = await aio.send(redis, call, self.aretry, self.is_retryable, acks)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
             return await self.aexecute(call.fallback())
-        except (RedisError, TimeoutError) as exc:
+        except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
         return await self.aexecute(result) if isinstance(result, Call) else result

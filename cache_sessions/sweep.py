@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import aio, lua, users
+from . import lua, users
 from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
 from .storage import Call, Sessions, adrive, drive, evalsha
 
@@ -163,7 +163,7 @@ async def asweep_all(sessions: Sessions, batch_size: int = 500) -> SweepReport:
     started = time.monotonic()
     for pattern, accept in sweep_targets(sessions):
         for redis in sessions.servers():
-            async for bucket in aio.client_for(redis).scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+            async for bucket in sessions.aredis(redis).scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
                 steps = bucket_sweep(sessions, bucket, batch_size, False, report)
                 if accept(bucket) and await adrive(steps, sessions.aexecute):
                     report.buckets += 1

@@ -1,16 +1,16 @@
 """System checks of the topologies: partitioned aliases and Sentinel services.
 
-- E003 a partitioned alias whose LOCATION and WEIGHTS make no sense together
+- E005 a partitioned alias whose LOCATION and WEIGHTS make no sense together
   (a weight that is not a number > 0, a count that does not match, a server
   listed twice);
-- W007 weights that are allowed but probably not meant (a server given less
+- W009 weights that are allowed but probably not meant (a server given less
   than 1% of the keys, a single server), or WEIGHTS on an alias whose client
   does not read them;
-- W008 the session alias is on a Sentinel service through a pool that does
+- W010 the session alias is on a Sentinel service through a pool that does
   not follow failovers (django-redis's own Sentinel factory): the saves of
   the first seconds after a failover can be lost.
 
-They read settings only (W008 builds the alias's client, which connects to
+They read settings only (W010 builds the alias's client, which connects to
 nothing), so they run whether or not the servers are up.
 """
 
@@ -49,19 +49,19 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                     checks.Warning(
                         f"CACHES[{alias!r}] sets WEIGHTS, but its client does not partition: they are ignored.",
                         hint=f"Set OPTIONS['CLIENT_CLASS'] = {PARTITIONED!r}.",
-                        id="cache_sessions.W007",
+                        id="cache_sessions.W009",
                     )
                 )
             continue
         location = config.get("LOCATION", "")
         found = partition.problems(location, weights)
-        messages += [checks.Error(f"CACHES[{alias!r}]: {problem}", id="cache_sessions.E003") for problem in found]
+        messages += [checks.Error(f"CACHES[{alias!r}]: {problem}", id="cache_sessions.E005") for problem in found]
         if not found:
             doubts = partition.doubts(location, weights)
             prefix = str(config.get("KEY_PREFIX", ""))
             if hrw.route_key(prefix.encode() + b"x") != prefix.encode() + b"x":
                 doubts.append(f"KEY_PREFIX {prefix!r} holds a {{hash tag}}: every key would go to one server.")
-            messages += [checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W007") for doubt in doubts]
+            messages += [checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W009") for doubt in doubts]
     return messages
 
 
@@ -88,6 +88,6 @@ def check_sentinel_follows_failovers(app_configs: Any = None, **kwargs: Any) -> 
             f"saves are lost.",
             hint="Use BACKEND 'cache_sessions.cache.RedisCache' with SENTINELS (or OPTIONS['CLIENT_CLASS'] = "
             "'cache_sessions.sentinel.SentinelSessionClient') and no CONNECTION_FACTORY of your own.",
-            id="cache_sessions.W008",
+            id="cache_sessions.W010",
         )
     ]

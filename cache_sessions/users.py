@@ -196,13 +196,19 @@ Batches = Generator[list[Call[Any]], list[Any], Any]
 def _listing(sessions: Sessions, entry: IndexEntry, current: bytes | None) -> Batches:
     """A user's live sessions, newest first; records of sessions that are gone are dropped."""
     [run] = yield [entry.read_call()]
-    found = records(run, time.time())
+    found = _fitting(sessions, records(run, time.time()))
     alive = yield [sessions.alive_place_call(tuple(payload[0])) for payload in found.values()]
     gone = [sid for sid, live in zip(found, alive, strict=True) if not live]
     if gone:
         yield [entry.remove_call(gone, index_limit(sessions))]
     listed = [_shown(sid, payload, current) for sid, payload in found.items() if sid not in gone]
     return sorted(listed, key=lambda s: (not s.current, -(s.last_seen or 0)))
+
+
+def _fitting(sessions: Sessions, found: dict[bytes, list[Any]]) -> dict[bytes, list[Any]]:
+    """The records whose place is one of this storage mode's (not left by another USE_HASH)."""
+    size = len(sessions.place("a" * 32))
+    return {sid: p for sid, p in found.items() if len(p[0]) == size and all(isinstance(n, bytes) for n in p[0])}
 
 
 def _shown(sid: bytes, payload: list[Any], current: bytes | None) -> UserSession:
@@ -213,7 +219,8 @@ def _shown(sid: bytes, payload: list[Any], current: bytes | None) -> UserSession
 def _revoking(sessions: Sessions, entry: IndexEntry, keep: bytes | None, only: bytes | None) -> Batches:
     """Delete sessions of a user (all but ``keep``, or only ``only``); their number."""
     [run] = yield [entry.read_call()]
-    doomed = {sid: p for sid, p in records(run, time.time()).items() if sid != keep and only in (None, sid)}
+    found = _fitting(sessions, records(run, time.time()))
+    doomed = {sid: p for sid, p in found.items() if sid != keep and only in (None, sid)}
     if not doomed:
         return 0
     deletions = [sessions.delete_place_call(tuple(payload[0])) for payload in doomed.values()]

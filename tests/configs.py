@@ -9,12 +9,14 @@ import importlib.util
 from typing import Any
 
 from tests import partitions, sentinels
+from tests.clusters import contract_cluster
 from tests.redis_stats import CountingConnection, CountingSentinelConnection
 from tests.servers import standalone
 
 OURS = "cache_sessions.cache.RedisCache"
 DJANGO_REDIS = "django_redis.cache.RedisCache"
 OUR_CLIENT = "cache_sessions.client.SessionClient"
+CLUSTER_CLIENT = "cache_sessions.cluster.ClusterClient"
 
 
 def _has(module: str) -> bool:
@@ -33,6 +35,18 @@ def _config(db: int, backend: str = OURS, prefix: str = "", version: int = 1, **
     }
 
 
+def _cluster_config(prefix: str = "", version: int = 1, **options: Any) -> dict[str, Any]:
+    """A cache alias on the contract cluster (3 primaries; only DB 0 there), counting round trips."""
+    pool_kwargs = {"connection_class": CountingConnection}
+    return {
+        "BACKEND": OURS,
+        "LOCATION": contract_cluster().urls,
+        "KEY_PREFIX": prefix,
+        "VERSION": version,
+        "OPTIONS": {**options, "CLIENT_CLASS": CLUSTER_CLIENT, "CONNECTION_POOL_KWARGS": pool_kwargs},
+    }
+
+
 STRING, HASH = {"USE_HASH": False}, {"USE_HASH": True}
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -48,6 +62,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "hash-zlib-prefix-v2-8-buckets": _config(8, prefix="site", version=2, BUCKETS=8, COMPRESS_LIB="zlib"),
     "hash-overflow": _config(9, **HASH, HASH_MAX_INLINE=40, COMPRESS_LIB=""),
     "hash-django-redis+stock-client": _config(10, backend=DJANGO_REDIS, **HASH),
+    # Redis Cluster (tests/clusters.py): the same contract, each session on the node owning its slot
+    "string-cluster": _cluster_config(**STRING),
+    "hash-cluster": _cluster_config(),
+    "hash-cluster-overflow-prefix-v2": _cluster_config(prefix="site", version=2, HASH_MAX_INLINE=40, COMPRESS_LIB=""),
 }
 if _has("lz4"):
     CONFIGS["string-lz4"] = _config(11, **STRING, COMPRESS_LIB="lz4", COMPRESS_MIN_LENGTH=10)

@@ -24,12 +24,14 @@ from redis.sentinel import SentinelManagedConnection
 
 @dataclass
 class Sent:
-    """What clients sent while counting: ``round_trips`` and ``{command: count}``."""
+    """What clients sent while counting: ``round_trips``, ``{command: count}`` and
+    ``{port: round trips}`` (which server: a cluster node, for instance)."""
 
     round_trips: int = 0
     commands: Counter[str] = field(default_factory=Counter)
     threads: set[int] = field(default_factory=set)  # where they were sent from (a thread hop shows here)
     asyncio: int = 0  # round trips sent by redis.asyncio connections
+    ports: Counter[int] = field(default_factory=Counter)
 
 
 _lock = threading.Lock()
@@ -54,7 +56,7 @@ def _command_names(packed: Iterable[bytes | memoryview]) -> list[str]:
     return names
 
 
-def _record(command: Any, native_async: bool = False) -> None:
+def _record(command: Any, port: int = 0, native_async: bool = False) -> None:
     if not _active:
         return
     names = _command_names([command] if isinstance(command, (bytes, str)) else command)
@@ -64,11 +66,12 @@ def _record(command: Any, native_async: bool = False) -> None:
             sent.commands.update(names)
             sent.threads.add(threading.get_ident())
             sent.asyncio += native_async
+            sent.ports[port] += 1
 
 
 class AsyncCountingConnection(AsyncConnection):
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        _record(command, native_async=True)
+        _record(command, self.port, native_async=True)
         await super().send_packed_command(command, check_health)
 
 
@@ -76,7 +79,7 @@ class CountingConnection(Connection):
     async_connection_class = AsyncCountingConnection  # what cache_sessions.aio mirrors it with
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        _record(command)
+        _record(command, self.port)
         super().send_packed_command(command, check_health)
 
 

@@ -307,7 +307,7 @@ def partitioned(weights, location=None):
 )
 def test_weights_that_make_no_sense_are_errors(weights):
     [(message_id, text)] = check_messages(partitioned(weights))
-    assert message_id == "cache_sessions.E003", text
+    assert message_id == "cache_sessions.E005", text
     bad = override_settings(CACHES={"default": LOCMEM, "sessions": partitioned(weights)})
     with bad, pytest.raises(ImproperlyConfigured, match="WEIGHTS"):
         caches["sessions"].client  # noqa: B018
@@ -316,19 +316,19 @@ def test_weights_that_make_no_sense_are_errors(weights):
 def test_a_server_listed_twice_is_an_error():
     location = ["redis://127.0.0.1:1/0", "redis://:pw@127.0.0.1:1/0", "redis://127.0.0.1:1/1"]
     [(message_id, text)] = check_messages(partitioned(None, location))
-    assert message_id == "cache_sessions.E003" and "twice" in text
+    assert message_id == "cache_sessions.E005" and "twice" in text
 
 
 def test_doubtful_weights_are_warnings():
     [(message_id, text)] = check_messages(partitioned([1, 1, 0.001]))
-    assert message_id == "cache_sessions.W007" and "0.05%" in text
+    assert message_id == "cache_sessions.W009" and "0.05%" in text
     [(message_id, text)] = check_messages(partitioned([1], ["redis://127.0.0.1:1/0"]))
-    assert message_id == "cache_sessions.W007" and "single server" in text
+    assert message_id == "cache_sessions.W009" and "single server" in text
     [(message_id, text)] = check_messages({**partitioned([1, 2, 1]), "KEY_PREFIX": "site{1}"})
-    assert message_id == "cache_sessions.W007" and "one server" in text
+    assert message_id == "cache_sessions.W009" and "one server" in text
     ignored = {**partitioned([1, 2, 1]), "BACKEND": "django_redis.cache.RedisCache"}
     [(message_id, text)] = check_messages(ignored)
-    assert message_id == "cache_sessions.W007" and "ignored" in text
+    assert message_id == "cache_sessions.W009" and "ignored" in text
     assert check_messages(partitioned([1, 2.5, 1])) == []
 
 

@@ -86,7 +86,7 @@ def test_a_session_alias_on_sentinel_without_the_follower_is_warned_about(group)
     stock = alias(group, 7, True, **STOCK)
     with override_settings(CACHES={"default": LOCMEM, "sessions": stock}):
         [message] = check_sentinel_follows_failovers()
-        assert message.id == "cache_sessions.W008"
+        assert message.id == "cache_sessions.W010"
     with override_settings(CACHES={"default": LOCMEM, "sessions": alias(group, 8, True)}):
         assert check_sentinel_follows_failovers() == []
 

@@ -281,3 +281,16 @@ def test_cleanuprs_drops_expired_records_and_nothing_else(site):
     assert len(run_of(alice)) == 1
     assert storage.redis().hget(entry.bucket, b"foreign") == b"not a run of records"
     assert laptop.get("/whoami").json() == {"user": "alice"}
+
+
+def test_records_that_do_not_fit_this_storage_mode_are_skipped(site):
+    """E.g. records left from before USE_HASH changed: listed as nothing, revoked as nothing."""
+    laptop = device()
+    storage = SessionStore()._storage
+    alice = User.objects.get(username="alice")
+    entry = users.IndexEntry.of(storage, str(alice.pk))
+    foreign = users.record(bytes(12), int(time.time()) + 600, [[b"a", b"b", b"c"]])  # no mode has 3 names
+    storage.redis().hset(entry.bucket, entry.field, storage.redis().hget(entry.bucket, entry.field) + foreign)
+    assert len(users.user_sessions(alice)) == 1
+    assert users.revoke_all_sessions(alice) == 1
+    assert laptop.get("/whoami").json() == {"user": None}

@@ -30,6 +30,7 @@ from django.test import override_settings
 from django.utils.crypto import get_random_string
 from redis import Redis
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 
 from cache_sessions import lua
 from cache_sessions.backend import SessionStore
@@ -38,6 +39,7 @@ from cache_sessions.client import sessions_for
 from cache_sessions.embedded import RedisServer
 from cache_sessions.facts import read_listpack_limits
 from cache_sessions.sweep import all_buckets, bucket_stats, sweep
+from tests.clusters import Cluster
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
 
 TTL = 1_209_600  # two weeks: Django's SESSION_COOKIE_AGE
@@ -81,6 +83,7 @@ class Engine:
     write: Write
     load: Callable[[str], Session]  # through the engine's own SessionStore
     sessions: HashSessions | None = None  # hash mode only
+    route: Callable[[str], Redis] | None = None  # on a cluster: the node holding a session key's names
 
 
 def queue_hash_write(sessions: HashSessions, pipe: Pipeline, key: str, session: Session, expires_at: int) -> None:
@@ -110,7 +113,13 @@ def ours(label: str, alias: str) -> Engine:
         with override_settings(SESSION_CACHE_ALIAS=alias):
             return SessionStore(key).load()
 
-    return Engine(label, sessions.redis(), write, load, hashed)
+    redis, route = sessions.redis(), None
+    if isinstance(redis, RedisCluster):  # bulk writes go to each node in pipelines of its own
+
+        def route(key: str) -> Redis:
+            return redis.get_redis_connection(redis.get_node_from_key(sessions.locate(key)[0]))
+
+    return Engine(label, redis, write, load, hashed, route)
 
 
 def django_cache() -> Engine:
@@ -137,20 +146,34 @@ def redis_sessions(redis: Redis) -> Engine:
     return Engine("django-redis-sessions 0.6.2", redis, write, lambda key: RedisSessionStore(key).load())
 
 
-def fill(redis: Redis, write: Write, keys: Sequence[str], session: Callable[[int], Session]) -> float:
-    started, pipe = time.monotonic(), redis.pipeline(transaction=False)
+def fill(
+    redis: Redis,
+    write: Write,
+    keys: Sequence[str],
+    session: Callable[[int], Session],
+    route: Callable[[str], Redis] | None = None,
+) -> float:
+    """Write ``keys`` in pipelines of ``BATCH`` commands (on a cluster, one pipeline per node)."""
+    started, pipes = time.monotonic(), {}
     for i, key in enumerate(keys):
+        node = redis if route is None else route(key)
+        pipe = pipes.get(id(node)) or pipes.setdefault(id(node), node.pipeline(transaction=False))
         write(pipe, key, session(i))
         if len(pipe) >= BATCH:
             pipe.execute()
-    pipe.execute()
+    for pipe in pipes.values():
+        pipe.execute()
     return time.monotonic() - started
 
 
 def used_memory(redis: Redis, flush: bool = False) -> int:
+    """INFO used_memory (on a cluster: summed over the primaries)."""
     if flush:
         redis.flushall()
     time.sleep(0.5)  # let the server settle (client buffers, cron)
+    if isinstance(redis, RedisCluster):
+        nodes = [redis.get_redis_connection(node) for node in redis.get_primaries()]
+        return sum(int(node.info("memory")["used_memory"]) for node in nodes)
     return int(redis.info("memory")["used_memory"])
 
 
@@ -197,7 +220,7 @@ def per_session(engines: list[Engine], pool: Pool, sizes: list[int]) -> None:
         for engine in engines:
             progress(f"{engine.label}: {n:,} sessions")
             before = used_memory(engine.redis, flush=True)
-            seconds = fill(engine.redis, engine.write, pool.keys[:n], pool.logged_in)
+            seconds = fill(engine.redis, engine.write, pool.keys[:n], pool.logged_in, engine.route)
             per = (used_memory(engine.redis) - before) / n
             check(engine, pool.keys[n // 2], pool.logged_in(n // 2))
             keys = stored = engine.redis.dbsize()
@@ -323,10 +346,19 @@ def version(distribution: str) -> str:
         return "not installed"
 
 
-def run(servers: list[RedisServer], sizes: list[int], mix_n: int, rounds: int, per_round: int, sweep_n: int) -> None:
+def run(
+    servers: list[RedisServer],
+    cluster: Cluster,
+    sizes: list[int],
+    mix_n: int,
+    rounds: int,
+    per_round: int,
+    sweep_n: int,
+) -> None:
     ours_backend, url = "cache_sessions.cache.RedisCache", f"{servers[0].url}/0"
+    on_cluster = {"CLIENT_CLASS": "cache_sessions.cluster.ClusterClient"}
 
-    def alias(location: str = url, **options: Any) -> dict[str, Any]:
+    def alias(location: str | list[str] = url, **options: Any) -> dict[str, Any]:
         return {"BACKEND": ours_backend, "LOCATION": location, "OPTIONS": options}
 
     settings.configure(
@@ -337,6 +369,8 @@ def run(servers: list[RedisServer], sizes: list[int], mix_n: int, rounds: int, p
             "redis-defaults": alias(f"{servers[1].url}/0", USE_HASH=True),
             "string": alias(USE_HASH=False),
             "steady": alias(USE_HASH=True, BUCKETS=1024),
+            "hash-cluster": alias(cluster.urls, USE_HASH=True, **on_cluster),
+            "string-cluster": alias(cluster.urls, USE_HASH=False, **on_cluster),
             "django": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url},
         },
         SESSION_REDIS={"host": "127.0.0.1", "port": servers[0].port, "db": 0, "prefix": "session"},
@@ -345,12 +379,18 @@ def run(servers: list[RedisServer], sizes: list[int], mix_n: int, rounds: int, p
     hash_mode, string_mode = ours("ours, hash mode", "hash"), ours("ours, string mode", "string")
     engines = [hash_mode, ours("ours, hash mode, Redis defaults 64/512", "redis-defaults"), string_mode]
     engines += [django_cache(), redis_sessions(hash_mode.redis)]
+    primaries = len(cluster.primaries)
+    engines += [
+        ours(f"ours, hash mode, Redis Cluster ({primaries} primaries)", "hash-cluster"),
+        ours(f"ours, string mode, Redis Cluster ({primaries} primaries)", "string-cluster"),
+    ]
     info = {**hash_mode.redis.info("server"), **hash_mode.redis.info("memory")}
     entries, value = read_listpack_limits(hash_mode.redis)  # Redis 6.2 calls them hash-max-ziplist-*
     config = f"hash-max-listpack-entries {entries}, hash-max-listpack-value {value}"
     libraries = ", ".join(f"{name} {version(name)}" for name in ("redis", "hiredis", "django-redis"))
     print(f"cache_sessions memory benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"Redis {info['redis_version']} ({servers[0].binary}, {info['mem_allocator']}), {config}")
+    print(f"Redis Cluster rows: {len(cluster.primaries)} primaries of the same server and limits, no replicas")
     print(f"Django {django.get_version()}, {libraries}, Python {platform.python_version()}")
     print(f"Machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}")
     print(f"Logged-in session: 4 entries, TTL {TTL:,} s, 32-character [a-z0-9] keys from get_random_string")
@@ -371,11 +411,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = args.sessions or ([10_000, 100_000] if args.quick else [100_000, 1_000_000])
     mix_n, per_round, sweep_n = (20_000, 10_000, 100_000) if args.quick else (100_000, 50_000, 1_000_000)
     servers = [RedisServer(config=RECOMMENDED), RedisServer()]  # the second keeps Redis's defaults
+    cluster = Cluster(primaries=3)  # RECOMMENDED too
     try:
         for server in servers:
             server.start()
-        run(servers, sizes, mix_n, 10, per_round, sweep_n)
+        cluster.start()
+        run(servers, cluster, sizes, mix_n, 10, per_round, sweep_n)
     finally:
+        cluster.stop()
         for server in servers:
             server.stop()
 

@@ -22,10 +22,22 @@ from cache_sessions.sweep import (
     session_buckets,
     sweep,
 )
-from cache_sessions.topology import label
 
 if TYPE_CHECKING:
     from redis import Redis
+
+
+def label(redis: Redis) -> str:
+    """A server as the reports name it: ``10.0.0.2:6379/1``, ``unix:///run/redis.sock?db=1``,
+    ``mymaster/1 (Sentinel)``; never its password."""
+    pool: Any = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    db = kwargs.get("db", 0)
+    if getattr(pool, "service_name", None):
+        return f"{pool.service_name}/{db} (Sentinel)"
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={db}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
 
 
 class Command(BaseCommand):
