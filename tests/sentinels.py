@@ -28,7 +28,8 @@ DATA = {**RECOMMENDED, "repl-diskless-sync-delay": "0"}  # else a replica's firs
 class SentinelGroup:
     def __init__(self) -> None:
         primary = RedisServer(config=DATA).start()
-        replica = RedisServer(config={**DATA, "replicaof": f"127.0.0.1 {primary.port}"}).start()
+        replica = RedisServer(config=DATA).start()
+        follow(replica, primary)
         self.data = [primary, replica]
         monitor = [
             f"sentinel monitor {SERVICE} 127.0.0.1 {primary.port} 2",
@@ -108,6 +109,18 @@ class SentinelGroup:
     def stop(self) -> None:
         for server in [*self.sentinels, *self.data]:
             server.stop()
+
+
+def follow(replica: RedisServer, primary: RedisServer) -> None:
+    """Make ``replica`` a replica of ``primary`` (REPLICAOF after the start: Redis 6.2 cannot
+    take ``--replicaof "host port"`` on its command line)."""
+    Redis(port=replica.port).replicaof("127.0.0.1", primary.port)
+
+
+def restart_as_replica(server: RedisServer, primary: RedisServer) -> None:
+    """Start a killed data node again, as a replica of ``primary``."""
+    server.start()
+    follow(server, primary)
 
 
 @functools.cache

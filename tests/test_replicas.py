@@ -53,7 +53,6 @@ def test_each_write_waits_for_the_replica_in_the_same_round_trip(acked):
     session["n"] = 1
     session.save()
     SessionStore().delete("z" * 32)  # every script loaded, facts known
-    write = "evalsha" if SessionStore()._storage.options.use_hash else "set"
     for operation in ("create", "save", "delete"):
         with sent_by_clients() as sent:
             if operation == "create":
@@ -65,7 +64,7 @@ def test_each_write_waits_for_the_replica_in_the_same_round_trip(acked):
                 SessionStore().delete(session.session_key)
         assert sent.round_trips == 1, operation
         assert sent.commands["wait"] == 1, (operation, sent.commands)
-        assert sent.commands[write if operation != "delete" or write == "evalsha" else "del"] == 1
+        assert sum(sent.commands.values()) == 2  # the write (SET, DEL, or a script) and its WAIT
     assert acked.dbsize() >= 1  # the replica had the writes when they returned
     with sent_by_clients() as sent:
         SessionStore(session.session_key).load()

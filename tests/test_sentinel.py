@@ -234,8 +234,7 @@ def test_primary_killed_errors_for_a_bounded_time_then_saves_resume(group):
         try:
             loops = run_loops(configs, kill)
         finally:
-            old.config["replicaof"] = f"127.0.0.1 {new.port}"  # back, as a replica of the new primary
-            old.start()
+            sentinels.restart_as_replica(old, new)
         for loop in loops:
             figures = loop.summary(f"check-{loop.alias}")
             print(f"\nSIGKILL of the primary: {figures}")

@@ -96,8 +96,7 @@ def one_round(group: sentinels.SentinelGroup, kill: bool) -> list[dict[str, Any]
 
             Redis(port=new.port, db=db).flushdb()
     if kill:  # back as a replica of the new primary
-        old.config["replicaof"] = f"127.0.0.1 {new.port}"
-        old.start()
+        sentinels.restart_as_replica(old, new)
     return results
 
 
