@@ -314,7 +314,7 @@ class Bench:
 
 def configure(server: RedisServer, rows: list[Row]) -> None:
     caches = {row.name: row.cache for row in rows if row.cache}
-    db = next(row.db for row in rows if row.name == "redis-sessions")
+    db = next((row.db for row in rows if row.name == "redis-sessions"), 6)
     settings.configure(
         SECRET_KEY="speed-benchmark",
         USE_TZ=True,
