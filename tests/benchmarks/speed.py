@@ -314,7 +314,7 @@ class Bench:
 
 def configure(server: RedisServer, rows: list[Row]) -> None:
     caches = {row.name: row.cache for row in rows if row.cache}
-    db = next((row.db for row in rows if row.name == "redis-sessions"), 6)
+    db = next(row.db for row in rows if row.name == "redis-sessions")
     settings.configure(
         SECRET_KEY="speed-benchmark",
         USE_TZ=True,
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     exported = export_revision(args.compare) if args.compare else None
     server = RedisServer(config={"hash-max-listpack-value": "256"}).start()
     try:
-        rows = make_rows(server.url, args.compare)
+        rows = all_rows = make_rows(server.url, args.compare)
         if args.rows:
             wanted = set(args.rows.split(",")) | {"floor"}
             if unknown := wanted - {row.name for row in rows}:
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = [row for row in rows if row.name in wanted]
         if args.profile and args.profile not in {row.name for row in rows}:
             parser.error(f"--profile: choose one of {', '.join(row.name for row in rows)}")
-        configure(server, rows)  # before django-redis-sessions is imported: it reads settings at import
+        configure(server, all_rows)  # before django-redis-sessions is imported: it reads settings at import
         bench = Bench(server, rows)
         if args.profile:
             payload, workload = args.cell.split(":")
