@@ -350,3 +350,32 @@ def test_values_msgpack_refuses_are_refused_though_msgspec_would_write_them(valu
 def test_garbage_msgspec_sees_is_rejected_with_corrupt_session(garbage):
     with pytest.raises(CorruptSession):
         Codec().decode(garbage)
+
+
+def test_one_codec_serves_many_threads():
+    """The msgspec encoder and decoders are shared by every thread of a process (ext hooks,
+    which run Python, let threads switch in the middle of a decode)."""
+    import sys
+    import threading
+
+    codec = Codec("snappy", 0)
+    sessions = [{**LOGGED_IN, "_auth_user_id": str(n), "cart": [{"n": n, "h": "ab" * (8 + n)}] * n} for n in range(16)]
+    failures: list[str] = []
+
+    def work(n: int) -> None:
+        for _ in range(300):
+            session = sessions[(n * 7 + _) % len(sessions)]
+            if codec.decode(codec.encode(session, expires_at=n))[0] != session:
+                failures.append(f"thread {n}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures
