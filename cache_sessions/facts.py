@@ -122,5 +122,10 @@ def _limits(config: dict[Any, Any]) -> tuple[int | None, int | None]:
 
 def forget() -> None:
     """Drop everything learnt (tests that reconfigure a server)."""
+    global generation
     with _lock:
         _facts.clear()
+        generation += 1
+
+
+generation = 0  # bumped by forget(): what callers that keep a derived fact compare with

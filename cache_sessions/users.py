@@ -16,8 +16,8 @@ BUCKETS, hex>}``, and its value is a run of **records**, one per session::
 A run too long for the bucket's compact encoding moves to an overflow key, as
 a big session does. A record is written when an authenticated session is
 created, and again at most once per ``USER_SESSION_SEEN_EVERY`` seconds when
-the session is saved (the session keeps ``[created, written]`` in its
-``_cs_index`` item), with an expiry that covers every save until the next
+the session is saved (the session keeps when, and with metadata when it was
+created, in its ``_csi`` item), with an expiry that covers every save until the next
 one: a record never expires before its session. The scripts (``lua.py``)
 drop expired records whenever they rewrite a run, listings drop the records
 of sessions deleted elsewhere, ``cleanuprs`` sweeps the user buckets too,
@@ -48,7 +48,9 @@ if TYPE_CHECKING:
     from .backend import SessionStore
 
 USER_KEY = "_auth_user_id"  # what Django's login() stores
-MARK = "_cs_index"  # in a session: [created, written] of its index record (Unix seconds)
+# In an indexed session: when its record was written (Unix seconds), or, with metadata,
+# [created, written]. Short: it is in every indexed session.
+MARK = "_csi"
 MAX_USER_AGENT = 64
 _RECORD = struct.Struct(">12sIH")  # session id, expiry, payload length (lua.INDEX_PRELUDE reads the same)
 POINTER_BYTE = bytes((COMPACT << 4 | HAS_EXPIRY | OVERFLOW,))  # the first byte of an overflow pointer
@@ -145,25 +147,33 @@ def entry_due(store: SessionStore, session: dict[str, Any], created: bool) -> bo
     """Whether this save must (re)write the session's index record."""
     if not store._storage.options.user_sessions or not session.get(USER_KEY):
         return False
-    mark = session.get(MARK)
+    written = _written(session.get(MARK))
     every = store._storage.options.user_session_seen_every
-    return created or not isinstance(mark, list) or len(mark) != 2 or time.time() - mark[1] >= every
+    return created or written is None or time.time() - written >= every
+
+
+def _written(mark: Any) -> int | None:
+    if isinstance(mark, list) and len(mark) == 2:
+        mark = mark[1]
+    return mark if isinstance(mark, int) and not isinstance(mark, bool) else None
 
 
 def add_call(store: SessionStore, session: dict[str, Any], ttl: int, created: bool) -> Call[bool]:
     """The index record of ``store``'s session (sent before the session is saved; ``session``
-    gets its mark, ``[created, written]``, to be saved with it)."""
+    gets its mark, to be saved with it)."""
     sessions = store._storage
     assert store.session_key is not None
     now = int(time.time())
     options = sessions.options
-    mark = session.get(MARK)
-    first = mark[0] if not created and isinstance(mark, list) and len(mark) == 2 else now
     payload: list[Any] = [list(sessions.place(store.session_key))]
     if options.user_session_metadata:
+        mark = session.get(MARK)
+        first = mark[0] if not created and isinstance(mark, list) and len(mark) == 2 else now
         meta = store.request_meta or {}
         payload += [first, now, meta.get("i"), meta.get("a")]
-    session[MARK] = [first, now]
+        session[MARK] = [first, now]
+    else:
+        session[MARK] = now
     # It covers every save until the next record is due: their expiry is at most then + ttl.
     expires_at = now + ttl + options.user_session_seen_every
     entry = IndexEntry.of(sessions, str(session[USER_KEY]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.connection import Connection as AsyncConnection
-from redis.connection import Connection, UnixDomainSocketConnection
+from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.sentinel import SentinelManagedConnection
 
 
@@ -100,6 +100,25 @@ def sent_by_clients() -> Iterator[Sent]:
     finally:
         with _lock:
             _active.remove(sent)
+
+
+@contextmanager
+def sent_by_every_connection() -> Iterator[Sent]:
+    """``sent_by_clients`` for pools that are not made of counting connections (a
+    benchmark's, where a counting class would add a call to every timed command):
+    redis-py's base connection class records what it sends while the block runs."""
+    original = AbstractConnection.send_packed_command
+
+    def send_packed_command(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        _record(command)
+        original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = send_packed_command  # type: ignore[method-assign]
+    try:
+        with sent_by_clients() as sent:
+            yield sent
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
 
 
 class CountingSentinelConnection(SentinelManagedConnection):

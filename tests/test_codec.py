@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import decimal
+import enum
+import uuid
 import zlib
 
 import pytest
@@ -251,3 +255,127 @@ def test_tuple_and_frozenset_keys_load_back_as_tuples():
     loaded = codec.decode(codec.encode(session))[0]
     assert loaded["cart"] == {("sku", 1): 2, (("nested", 3), "x"): [1]}
     assert loaded["f"] == {(7,): "seven"}
+
+
+# msgspec reads what msgpack wrote, and writes msgpack's very bytes where it writes.
+
+OLD_SESSION_HEX = (  # format 1 (a non-str key) as msgpack-python wrote it before msgspec
+    "186553f10085ad5f617574685f757365725f6964a137a47768656ed7ff3b9aca0069f49cd7a4636172748292a3736b7501029292a16e"
+    "03a1789201c40200ffa47461677392a161a16209c0"
+)
+OLD_COMPACT_HEX = (  # format 2, with table values, hex, a timestamp, a tuple key, a float, big ints, bytes
+    "208900a137a47768656ed7ff3b9aca0069f49cd7a4636172748192a3736b750102a166cb3ff8000000000000a36e6567d1fed4a3626967"
+    "cfffffffffffffffffa162c40101a76261636b656e64d40108a168d802abababababababababababababababab"
+)
+WHEN = datetime.datetime(2026, 5, 1, 12, 30, 15, 250000, tzinfo=datetime.UTC)
+
+
+def test_values_written_with_msgpack_load_with_msgspec():
+    codec = Codec()
+    assert codec.decode(bytes.fromhex(OLD_SESSION_HEX)) == (
+        {
+            "_auth_user_id": "7",
+            "when": WHEN,
+            "cart": {("sku", 1): 2, (("n", 3), "x"): [1, b"\x00\xff"]},
+            "tags": ["a", "b"],
+            9: None,
+        },
+        1_700_000_000,
+    )
+    session = {
+        "_auth_user_id": "7",
+        "when": WHEN,
+        "cart": {("sku", 1): 2},
+        "f": 1.5,
+        "neg": -300,
+        "big": 2**64 - 1,
+        "b": b"\x01",
+        "backend": "worked",
+        "h": "ab" * 16,
+    }
+    assert codec.decode(bytes.fromhex(OLD_COMPACT_HEX)) == (session, None)
+    assert codec.encode(session).hex() == OLD_COMPACT_HEX
+
+
+def test_a_logged_in_session_is_written_by_msgspec_as_msgpack_wrote_it():
+    from cache_sessions.codec import _compact, _pack, _packb
+
+    compact, plain = _compact(LOGGED_IN)
+    assert plain
+    assert _pack(compact, plain) == _packb(compact)
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.date(2026, 1, 1),
+        datetime.time(12, 0),
+        datetime.timedelta(seconds=5),
+        decimal.Decimal("9.99"),
+        uuid.UUID(int=7),
+        Colour.RED,
+        Point(1),
+        complex(1, 2),
+        2**64,
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_values_msgpack_refuses_are_refused_though_msgspec_would_write_them(value, where):
+    session = {"v": value} if where == "top" else {"cart": [{"v": value}]}
+    with pytest.raises(UnencodableSession, match=r"session\['(v|cart)'\]"):
+        Codec().encode(session)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x10\x81\xa1a\xd4\x01\x00",  # format 1 has no ext types of ours
+        b"\x10\x81\xa1a\xc7\x01\x05\x00",  # nor anyone's
+        b"\x10\x81\xa1a\x01\x00",  # trailing bytes
+        b"\x10" + b"\x91" * 5000 + b"\x00",  # nested past the recursion limit
+        b"\x10\x81\x81\xa1a\x01\x01",  # a map used as a key
+        b"\x10\xdd\xff\xff\xff\xff",  # a length far past the payload
+    ],
+)
+def test_garbage_msgspec_sees_is_rejected_with_corrupt_session(garbage):
+    with pytest.raises(CorruptSession):
+        Codec().decode(garbage)
+
+
+def test_one_codec_serves_many_threads():
+    """The msgspec encoder and decoders are shared by every thread of a process (ext hooks,
+    which run Python, let threads switch in the middle of a decode)."""
+    import sys
+    import threading
+
+    codec = Codec("snappy", 0)
+    sessions = [{**LOGGED_IN, "_auth_user_id": str(n), "cart": [{"n": n, "h": "ab" * (8 + n)}] * n} for n in range(16)]
+    failures: list[str] = []
+
+    def work(n: int) -> None:
+        for _ in range(300):
+            session = sessions[(n * 7 + _) % len(sessions)]
+            if codec.decode(codec.encode(session, expires_at=n))[0] != session:
+                failures.append(f"thread {n}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures

@@ -8,6 +8,7 @@ engine's own ``SessionStore``, so it cannot silently measure something else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import os
@@ -20,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import django
@@ -32,12 +34,13 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
-from cache_sessions import lua
+from cache_sessions import lua, users
 from cache_sessions.backend import SessionStore
 from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name
 from cache_sessions.client import sessions_for
 from cache_sessions.embedded import RedisServer
 from cache_sessions.facts import read_listpack_limits
+from cache_sessions.storage import _pipelined
 from cache_sessions.sweep import all_buckets, bucket_stats, sweep
 from tests.clusters import Cluster
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
@@ -120,6 +123,28 @@ def ours(label: str, alias: str) -> Engine:
             return redis.get_redis_connection(redis.get_node_from_key(sessions.locate(key)[0]))
 
     return Engine(label, redis, write, load, hashed, route)
+
+
+def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
+    """``ours`` plus USER_SESSIONS: each logged-in session also gets its index record, written
+    as the engine writes it (users.add_call), for a user of its own."""
+    base = ours(label, alias)
+    sessions: Any = sessions_for(alias)
+    meta = {"i": "203.0.113.7", "a": "Firefox on Linux"} if metadata else None
+
+    def write(pipe: Pipeline, key: str, session: Session) -> None:
+        session = dict(session)  # the pool's users are distinct: one session per user, the costliest case
+        store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
+        call = users.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
+        pipe.execute_command(*_pipelined(call))
+        base.write(pipe, key, session)
+
+    def load(key: str) -> Session:
+        loaded = base.load(key)
+        loaded.pop(users.MARK, None)  # the mark the index adds, for the comparison with the pool's
+        return loaded
+
+    return dataclasses.replace(base, write=write, load=load)
 
 
 def django_cache() -> Engine:
@@ -366,6 +391,8 @@ def run(
         CACHES={
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "hash": alias(USE_HASH=True),
+            "hash-users": alias(USE_HASH=True, USER_SESSIONS=True),
+            "hash-users-meta": alias(USE_HASH=True, USER_SESSIONS=True, USER_SESSION_METADATA=True),
             "redis-defaults": alias(f"{servers[1].url}/0", USE_HASH=True),
             "string": alias(USE_HASH=False),
             "steady": alias(USE_HASH=True, BUCKETS=1024),
@@ -378,6 +405,10 @@ def run(
     django.setup()
     hash_mode, string_mode = ours("ours, hash mode", "hash"), ours("ours, string mode", "string")
     engines = [hash_mode, ours("ours, hash mode, Redis defaults 64/512", "redis-defaults"), string_mode]
+    engines += [
+        ours_with_user_index("ours, hash mode + USER_SESSIONS", "hash-users", metadata=False),
+        ours_with_user_index("ours, hash mode + USER_SESSIONS + metadata", "hash-users-meta", metadata=True),
+    ]
     engines += [django_cache(), redis_sessions(hash_mode.redis)]
     primaries = len(cluster.primaries)
     engines += [
