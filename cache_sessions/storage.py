@@ -24,6 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from . import aio, errors, facts, keys, lua, replicas
@@ -83,6 +84,9 @@ def answer(value: T) -> Call[T]:
 class Sessions:
     """What both storage modes share: the client, the codec, the namespace, the executor."""
 
+    # Whether MIN_REPLICAS_ACK can pipeline a write with its WAIT to the server that ran it.
+    acks_supported = True
+
     def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
         self.client = client
         self.options = options
@@ -90,6 +94,11 @@ class Sessions:
         self.retry = options.retry
         self.aretry = aio.async_retry(options.retry)
         self.acks = options.acks  # MIN_REPLICAS_ACK: None, or the WAIT sent after each write
+        if self.acks is not None and not self.acks_supported:
+            raise ImproperlyConfigured(
+                f"OPTIONS['MIN_REPLICAS_ACK'] is not supported on {type(self).__name__} yet: "
+                f"use min-replicas-to-write in the servers' configuration instead."
+            )
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
         self._moves: bool | None = None
 

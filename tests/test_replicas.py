@@ -159,3 +159,11 @@ def test_off_by_default_and_rounded_to_whole_milliseconds():
     assert SessionOptions.from_options({}).acks is None
     acks = SessionOptions.from_options({"MIN_REPLICAS_ACK": 2, "MIN_REPLICAS_ACK_TIMEOUT": 0.0001}).acks
     assert acks is not None and (acks.replicas, acks.timeout_ms) == (2, 1)
+
+
+def test_refused_on_a_cluster_until_it_is_supported():
+    from tests.configs import _cluster_config
+
+    cluster = override_settings(CACHES={"default": LOCMEM, "sessions": _cluster_config(MIN_REPLICAS_ACK=1)})
+    with cluster, pytest.raises(ImproperlyConfigured, match="min-replicas-to-write"):
+        SessionStore()._storage  # noqa: B018
