@@ -20,7 +20,7 @@ from cache_sessions.conf import SessionOptions
 from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
 from tests.configs import _config
-from tests.fault_servers import durable_server, replica_of
+from tests.fault_servers import durable_server, in_sync, replica_of
 from tests.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
@@ -32,6 +32,10 @@ LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
     primary = durable_server(appendonly="no")
     replica = replica_of(primary)
+    # The link is up, but Redis 7.0 counts a replica for WAIT only after its first ACK (~1 s).
+    Redis(port=primary.port).set("warm-up", 1)
+    in_sync(Redis(port=primary.port))
+    Redis(port=primary.port).delete("warm-up")
     yield primary, replica
     replica.stop()
     primary.stop()
