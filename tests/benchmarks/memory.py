@@ -135,7 +135,7 @@ def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
     meta = {"i": "203.0.113.7", "a": "Firefox on Linux"} if metadata else None
 
     def write(pipe: Pipeline, key: str, session: Session) -> None:
-X
+        session = dict(session)
         store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
         call = users.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
         pipe.execute_command(*_pipelined(call))
