@@ -127,13 +127,15 @@ def ours(label: str, alias: str) -> Engine:
 
 def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
     """``ours`` plus USER_SESSIONS: each logged-in session also gets its index record, written
-    as the engine writes it (users.add_call), for a user of its own."""
+    as the engine writes it (users.add_call). The pool's user ids are random in 1..10**6:
+    about one session per user on average, some users with several (their runs of records
+    then outgrow the bucket's compact limit sooner, the more so with metadata)."""
     base = ours(label, alias)
     sessions: Any = sessions_for(alias)
     meta = {"i": "203.0.113.7", "a": "Firefox on Linux"} if metadata else None
 
     def write(pipe: Pipeline, key: str, session: Session) -> None:
-        session = dict(session)  # the pool's users are distinct: one session per user, the costliest case
+        session = dict(session)
         store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
         call = users.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
         pipe.execute_command(*_pipelined(call))
