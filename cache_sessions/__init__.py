@@ -10,13 +10,18 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def get_client(alias: str = "default", *, write: bool = True) -> Redis:
+def get_client(alias: str = "default", *, write: bool = True, key: str | bytes | None = None) -> Redis:
     """The raw redis-py client behind a django-redis cache alias.
 
     The successor of django-redisession's ``helper.get_redis(name)``: the
-    CACHES alias plays the part of the old registry name.
+    CACHES alias plays the part of the old registry name. A partitioned alias
+    has a client per server: ``key`` (a Redis key) says which one.
     """
     from .client import redis_cache
 
-    redis: Redis = redis_cache(alias).client.get_client(write=write)
+    client = redis_cache(alias).client
+    if key is not None and hasattr(client, "server_for"):
+        redis: Redis = client.server_for(key)
+    else:
+        redis = client.get_client(write=write)
     return redis

@@ -30,10 +30,12 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import NoScriptError
+from redis.sentinel import SentinelConnectionPool
 
 if TYPE_CHECKING:
     from redis.retry import Retry
 
+    from .replicas import Acks
     from .storage import Call
 
 T = TypeVar("T")
@@ -78,7 +80,7 @@ def client_for(sync_redis: Any) -> Redis:
 
 def mirror(pool: Any) -> ConnectionPool:
     """An asyncio pool with the connection settings of a sync redis-py pool."""
-    if not isinstance(pool, sync_connection.ConnectionPool) or type(pool).__module__ == "redis.sentinel":
+    if not isinstance(pool, sync_connection.ConnectionPool) or isinstance(pool, SentinelConnectionPool):
         raise NotNative(f"no asyncio twin for {type(pool).__name__}")
     sync_class = pool.connection_class
     twin = getattr(sync_class, "async_connection_class", None)  # a hook for custom classes (tests count with it)
@@ -128,13 +130,16 @@ async def ignore(error: Exception) -> None:
     pass  # redis-py has already dropped the broken connection
 
 
-async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any) -> Any:
-    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``."""
-    return await retry.call_with_retry(partial(_send_once, redis, call), ignore, is_retryable)
+async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any, acks: Acks | None = None) -> Any:
+    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``
+    (``acks``: the WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
+    return await retry.call_with_retry(partial(_send_once, redis, call, acks), ignore, is_retryable)
 
 
-async def _send_once(redis: Redis, call: Call[Any]) -> Any:
+async def _send_once(redis: Redis, call: Call[Any], acks: Acks | None = None) -> Any:
     assert call.args is not None
+    if acks is not None:
+        return await acks.asend(redis, call)
     command: Any = redis.execute_command  # untyped in redis-py
     try:
         return await command(*call.args, **call.options)

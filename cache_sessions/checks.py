@@ -21,6 +21,8 @@ check never crashes: whatever goes wrong while checking is itself reported.
 - I001 the server could not be reached;
 - W006 (``check --deploy`` only) the alias has no socket timeouts, so a
   Redis that stops answering would hold every request forever.
+
+E005, W009 (partitioned aliases) and W010 (Sentinel) are in ``topology_checks.py``.
 """
 
 from __future__ import annotations

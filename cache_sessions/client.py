@@ -133,9 +133,10 @@ def sessions_for(alias: str) -> Sessions:
         client = cache.client
         if isinstance(client, ShardClient):
             raise ImproperlyConfigured(
-                f"CACHES[{alias!r}] uses django-redis's ShardClient, which has no single redis-py client "
-                f"for all keys: cache_sessions needs one server (or a Sentinel group). Use "
-                f"OPTIONS['CLIENT_CLASS'] = 'cache_sessions.client.SessionClient' on one server."
+                f"CACHES[{alias!r}] uses django-redis's ShardClient, which cannot give cache_sessions the "
+                f"client of a key. To spread sessions over several servers, use "
+                f"OPTIONS['CLIENT_CLASS'] = 'cache_sessions.partitioned.PartitionedClient' (or set "
+                f"OPTIONS['WEIGHTS'], one weight per LOCATION, with cache_sessions.cache.RedisCache)."
             )
         sessions = build_sessions(client, cache, SessionOptions.from_options(getattr(client, "_options", {})))
         _built[alias] = (caches_setting, sessions)  # the setting is held, so its id is never reused

@@ -211,6 +211,8 @@ class ClusterTopology(Sessions):
     """Where a storage mode's names live on a cluster: ``redis_for`` is the cluster
     client itself (it routes by slot); ``servers`` and ``by_server`` are per primary."""
 
+    acks_supported = False  # a cluster pipeline does not promise WAIT the write's node
+
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
 

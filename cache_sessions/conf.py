@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from . import errors, keys
 from .codec import DEFAULT_MAX_SIZE, Codec
+from .replicas import Acks
 
 DEFAULTS: dict[str, Any] = {
     "USE_HASH": True,
@@ -39,8 +40,13 @@ DEFAULTS: dict[str, Any] = {
     "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
     "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
     "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
+    "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
+    "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
 }
 OUR_ENGINE = "cache_sessions.backend"
+
+# Read by the topologies of cache_sessions (not session options: the cache uses them too).
+TOPOLOGY_OPTIONS = frozenset({"WEIGHTS"})
 
 # Read by Django's BaseCache, django-redis (7.0) and its connection factories; allowed beside ours.
 DJANGO_REDIS_OPTIONS = frozenset(
@@ -88,6 +94,7 @@ class SessionOptions:
     user_sessions: bool
     user_session_metadata: bool
     user_session_seen_every: int
+    acks: Acks | None
     migrate_from: MigrateFrom | None = None
 
     @classmethod
@@ -122,6 +129,7 @@ class SessionOptions:
             user_sessions=bool(values["USER_SESSIONS"]),
             user_session_metadata=bool(values["USER_SESSION_METADATA"]),
             user_session_seen_every=_int(values, "USER_SESSION_SEEN_EVERY", 1),
+            acks=_acks(values),
             migrate_from=MigrateFrom.parse(values["MIGRATE_FROM"]),
         )
 
@@ -166,7 +174,7 @@ class MigrateFrom:
 
 def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """OPTIONS names neither cache_sessions nor Django/django-redis know, each with the closest known name."""
-    known = [*DEFAULTS, *DJANGO_REDIS_OPTIONS]
+    known = [*DEFAULTS, *DJANGO_REDIS_OPTIONS, *TOPOLOGY_OPTIONS]
     return [
         (str(name), next(iter(difflib.get_close_matches(str(name), known, n=1)), None))
         for name in sorted(set(options) - set(known), key=str)
@@ -178,6 +186,14 @@ def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= {minimum}, not {value!r}")
     return value
+
+
+def _acks(values: Mapping[str, Any]) -> Acks | None:
+    replicas = _int(values, "MIN_REPLICAS_ACK", 0)
+    timeout = values["MIN_REPLICAS_ACK_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 3600:
+        raise ImproperlyConfigured(f"OPTIONS['MIN_REPLICAS_ACK_TIMEOUT'] must be seconds > 0, not {timeout!r}")
+    return Acks(replicas, max(1, round(timeout * 1000))) if replicas else None
 
 
 def _callable(values: Mapping[str, Any], name: str) -> Callable[..., Any] | None:

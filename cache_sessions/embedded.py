@@ -168,13 +168,24 @@ class RedisServer:
 
     ``binary`` is a ``redis-server`` or ``valkey-server`` (default:
     ``find_redis_server()``); ``config`` maps directive names to values,
-    passed as ``--name value``.
+    passed as ``--name value``. With ``sentinel`` (the lines of a Sentinel
+    configuration, e.g. ``["sentinel monitor mymaster 127.0.0.1 6379 2"]``)
+    the same binary runs as a sentinel (``--sentinel``), which needs a
+    configuration file it can rewrite: it is written in the temp dir.
     """
 
-    def __init__(self, *, unix_socket: bool = False, binary: str | None = None, config: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        unix_socket: bool = False,
+        binary: str | None = None,
+        config: dict[str, str] | None = None,
+        sentinel: list[str] | None = None,
+    ):
         self.binary = binary or find_redis_server()
         self.unix_socket = unix_socket
         self.config = config or {}
+        self.sentinel = sentinel
         self.dir = Path(tempfile.mkdtemp(prefix="cache-sessions-redis-"))
         self.port = 0 if unix_socket else free_port()
         self.socket_path = self.dir / "redis.sock" if unix_socket else None
@@ -199,7 +210,13 @@ class RedisServer:
         return f"{self.family().capitalize()} {'.'.join(map(str, self.version()))} at {self.url}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [self.binary]
+        if self.sentinel is not None:
+            conf = self.dir / "sentinel.conf"
+            if not conf.exists():  # a restarted sentinel keeps what it has learnt
+                conf.write_text("".join(f"{line}\n" for line in self.sentinel))
+            args += [str(conf), "--sentinel"]
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")]
         if self.socket_path:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]

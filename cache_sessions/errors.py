@@ -34,6 +34,16 @@ class SessionStoreError(Exception):
     """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
 
 
+class TooFewReplicas(redis_errors.RedisError):
+    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``replicas.py``)."""
+
+    def __init__(self, acked: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"the write reached the primary, but only {acked} of the {wanted} replicas MIN_REPLICAS_ACK "
+            f"asks for confirmed it within {timeout_ms} ms: it may not survive a failover"
+        )
+
+
 class SessionStoreUnavailable(SessionStoreError, ConnectionInterrupted):
     """The session store cannot serve this request now; retrying later may work.
 
@@ -58,6 +68,7 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     redis_errors.ClusterError,  # CLUSTERDOWN, MASTERDOWN, too many MOVED/ASK redirections
     redis_errors.SlotNotCoveredError,  # a cluster client whose slot map is being refreshed
     redis_errors.TryAgainError,
+    TooFewReplicas,
 )
 # ...except these, which no retry will cure.
 _PERMANENT: tuple[type[Exception], ...] = (
@@ -100,9 +111,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE) or _code(exc) in _TRANSIENT_CODES
 
 
+def is_readonly(exc: BaseException) -> bool:
+    """A write refused by a replica: on a Sentinel service, a primary that was just demoted."""
+    return isinstance(exc, redis_errors.ReadOnlyError) or _code(exc) == "READONLY"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
-    memory does not free itself within a backoff, so READONLY and OOM are reported at once.)"""
+    memory does not free itself within a backoff, so READONLY and OOM are reported at once,
+    except where the primary moves: see ``Sessions.is_retryable``.)"""
     return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
         isinstance(exc, _PERMANENT)
     )

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Script:
     source: str
+    # Whether it changes a session, record or index entry, so that MIN_REPLICAS_ACK waits
+    # for replicas (removing what has expired anyway need not).
+    needs_ack: bool = True
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,7 +158,8 @@ if page.err then
   return redis.error_reply(page.err)
 end
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
-"""
+""",
+    needs_ack=False,
 )
 
 # The index of users' sessions (users.py). A user is a field of a user bucket;
@@ -270,7 +274,8 @@ for i = 1, #page[2], 2 do
   end
 end
 return {page[1], seen, expired}
-"""
+""",
+    needs_ack=False,
 )
 
 # String mode's create on servers without SET NX GET (before Redis 7.0).

@@ -15,6 +15,7 @@ hashes. Both talk to Redis through the django-redis client of the alias
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -23,9 +24,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from redis.exceptions import NoScriptError, ResponseError
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from . import aio, errors, facts, keys, lua
+from . import aio, errors, facts, keys, lua, replicas
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
 T = TypeVar("T")
+WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 us more, on every operation
@@ -61,6 +64,13 @@ class Call(Generic[T]):
         assert self.args is not None
         return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
 
+    @property
+    def needs_ack(self) -> bool:
+        """Whether the call changes a session or record (what ``MIN_REPLICAS_ACK`` waits for)."""
+        if self.args is None:
+            return False
+        return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
+
 
 def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
@@ -71,12 +81,11 @@ def answer(value: T) -> Call[T]:
     return Call(None, lambda _: value)
 
 
-def _ignore(error: Exception) -> None:
-    pass  # redis-py has already dropped the broken connection
-
-
 class Sessions:
     """What both storage modes share: the client, the codec, the namespace, the executor."""
+
+    # Whether MIN_REPLICAS_ACK can pipeline a write with its WAIT to the server that ran it.
+    acks_supported = True
 
     def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
         self.client = client
@@ -84,15 +93,23 @@ class Sessions:
         self.codec = options.codec
         self.retry = options.retry
         self.aretry = aio.async_retry(options.retry)
+        self.acks = options.acks  # MIN_REPLICAS_ACK: None, or the WAIT sent after each write
+        if self.acks is not None and not self.acks_supported:
+            raise ImproperlyConfigured(
+                f"OPTIONS['MIN_REPLICAS_ACK'] is not supported on {type(self).__name__} yet: "
+                f"use min-replicas-to-write in the servers' configuration instead."
+            )
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
+        self._moves: bool | None = None
 
     def redis(self) -> Redis:
         # Always the primary: a replica that lags behind would log users out.
         redis: Redis = self.client.get_client(write=True)
         return redis
 
-    # Topology: where a name lives. One server here; a partitioned alias overrides
-    # both (a client per shard), and a cluster client routes by itself.
+    # Topology: where a name lives. One server here (standalone, or the primary of a
+    # Sentinel service); a partitioned alias (partitioned.py) and a cluster (cluster.py)
+    # override these in mixins of their own.
 
     def redis_for(self, name: bytes) -> Redis:
         """The client of the server that holds ``name``."""
@@ -112,6 +129,30 @@ class Sessions:
         """``names`` grouped by the client that holds them (for pipelines)."""
         return [(self.redis(), list(names))]
 
+    # What a failure means here. A Sentinel primary can move: there a READONLY reply means
+    # "the server you reach was just demoted", which a retry on the new primary cures.
+
+    def primary_moves(self) -> bool:
+        """Whether the primary can move under this storage (a Sentinel service)."""
+        if self._moves is None:
+            from redis.sentinel import SentinelConnectionPool
+
+            pool = getattr(self.redis(), "connection_pool", None)
+            self._moves = isinstance(pool, SentinelConnectionPool)
+        return self._moves
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``RETRY`` retries after ``exc`` (see ``errors.is_retryable``)."""
+        return errors.is_retryable(exc) or (errors.is_readonly(exc) and self.primary_moves())
+
+    def after_failure(self, redis: Any, exc: BaseException) -> None:
+        """Before a retry: a lost connection is dropped by redis-py itself; one to a demoted
+        primary is not, so ask the sentinels where the primary is now (redis-py then closes
+        the idle connections to the old one)."""
+        if errors.is_readonly(exc) and self.primary_moves():
+            with contextlib.suppress(RedisError, OSError):  # if not now, the retry asks when it connects
+                redis.connection_pool.get_master_address()
+
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
         name = generator(session_key)
@@ -127,9 +168,12 @@ class Sessions:
         """Send ``call`` (retried by the RETRY policy) and read its reply."""
         if call.args is None:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
+        acks = self.acks if call.needs_ack else None
         try:
             redis = self.redis_for(call.route)  # a cluster client connects when first made
-            reply = self.retry.call_with_retry(partial(_send, redis, call), _ignore, errors.is_retryable)
+            reply = self.retry.call_with_retry(
+                partial(_send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
+            )
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -151,8 +195,13 @@ class Sessions:
             pipe = redis.pipeline(transaction=False)
             for index in indexes:
                 pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            acks = self._acks_for(pipe, [calls[index] for index in indexes])
             with errors.translated():
-                replies = self.retry.call_with_retry(pipe.execute, _ignore, errors.is_retryable)
+                replies = self.retry.call_with_retry(
+                    pipe.execute, partial(self.after_failure, redis), self.is_retryable
+                )
+                if acks is not None:
+                    acks.check(replies.pop())
             for index, reply in zip(indexes, replies, strict=True):
                 result = calls[index].parse(reply)
                 results[index] = self.execute(result) if isinstance(result, Call) else result
@@ -171,12 +220,22 @@ class Sessions:
             pipe = redis.pipeline(transaction=False)
             for index in indexes:
                 pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+            acks = self._acks_for(pipe, [calls[index] for index in indexes])
             with errors.translated():
-                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, errors.is_retryable)
+                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.is_retryable)
+                if acks is not None:
+                    acks.check(replies.pop())
             for index, reply in zip(indexes, replies, strict=True):
                 result = calls[index].parse(reply)
                 results[index] = await self.aexecute(result) if isinstance(result, Call) else result
         return results
+
+    def _acks_for(self, pipe: Any, calls: list[Call[Any]]) -> replicas.Acks | None:
+        """MIN_REPLICAS_ACK's WAIT at the end of a pipeline that writes (its reply is last)."""
+        if self.acks is None or not any(call.needs_ack for call in calls):
+            return None
+        pipe.execute_command("WAIT", self.acks.replicas, self.acks.timeout_ms)
+        return self.acks
 
     def _by_client(self, calls: list[Call[Any]]) -> list[tuple[Any, list[int]]]:
         groups: dict[int, tuple[Any, list[int]]] = {}
@@ -196,7 +255,8 @@ class Sessions:
         except aio.NotNative:
             return await sync_to_async(self.execute)(call)
         try:
-            reply = await aio.send(redis, call, self.aretry, errors.is_retryable)
+            acks = self.acks if call.needs_ack else None
+            reply = await aio.send(redis, call, self.aretry, self.is_retryable, acks)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -339,8 +399,10 @@ def _pipelined(call: Call[Any]) -> tuple[Any, ...]:
     return ("EVAL", call.script.source, *call.args[2:])
 
 
-def _send(redis: Redis, call: Call[Any]) -> Any:
+def _send(redis: Redis, call: Call[Any], acks: replicas.Acks | None = None) -> Any:
     assert call.args is not None
+    if acks is not None:
+        return acks.send(redis, call)
     send: Callable[..., Any] = redis.execute_command  # untyped in redis-py
     try:
         return send(*call.args, **call.options)

@@ -13,11 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import lua, users
 from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
 from .storage import Call, Sessions, adrive, drive, evalsha
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 SCAN_COUNT = 1000
 
@@ -30,19 +33,19 @@ def bucket_pattern(sessions: HashSessions) -> bytes:
     return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
-def all_buckets(sessions: Sessions) -> Iterator[bytes]:
+def all_buckets(sessions: Sessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
     """Every bucket to sweep (the sessions' in hash mode, the user index's with
-    USER_SESSIONS), found with SCAN (never KEYS), on every server."""
+    USER_SESSIONS), found with SCAN (never KEYS), on every server (or on ``servers``)."""
     for pattern, accept in sweep_targets(sessions):
-        for redis in sessions.servers():
+        for redis in sessions.servers() if servers is None else servers:
             for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
                 if accept(key):
                     yield key
 
 
-def session_buckets(sessions: HashSessions) -> Iterator[bytes]:
-    """Every session bucket (``cleanuprs --stats``)."""
-    return (key for key in all_buckets(sessions) if is_bucket_name(sessions, key))
+def session_buckets(sessions: HashSessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+    """Every session bucket (``cleanuprs --stats``), on every server (or on ``servers``)."""
+    return (key for key in all_buckets(sessions, servers) if is_bucket_name(sessions, key))
 
 
 def sweep_targets(sessions: Sessions) -> list[tuple[bytes, Callable[[bytes], bool]]]:
@@ -114,6 +117,16 @@ class SweepReport:
     seconds: float = 0.0
     longest_call: float = 0.0
     finished: bool = True
+
+    def add(self, other: SweepReport) -> None:
+        """Count ``other`` (another server's sweep) in this one."""
+        self.buckets += other.buckets
+        self.fields += other.fields
+        self.expired += other.expired
+        self.calls += other.calls
+        self.seconds += other.seconds
+        self.longest_call = max(self.longest_call, other.longest_call)
+        self.finished = self.finished and other.finished
 
 
 def sweep(
@@ -200,14 +213,27 @@ class BucketStats:
     def bytes_per_session(self) -> float:
         return (self.bucket_bytes + self.overflow_bytes) / self.fields if self.fields else 0.0
 
+    def add(self, other: BucketStats) -> None:
+        """Count ``other`` (another server's buckets) in these."""
+        self.buckets += other.buckets
+        self.fields += other.fields
+        self.max_fields = max(self.max_fields, other.max_fields)
+        self.bucket_bytes += other.bucket_bytes
+        self.overflow_keys += other.overflow_keys
+        self.overflow_bytes += other.overflow_bytes
+        self.encodings.update(other.encodings)
 
-def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500) -> BucketStats:
-    """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys."""
+
+def bucket_stats(
+    sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500, server: Redis | None = None
+) -> BucketStats:
+    """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys
+    (on ``server`` alone, where the buckets were found, when it is given)."""
     stats = BucketStats()
     chunk: list[bytes] = []
 
     def measure() -> None:
-        for redis, names in sessions.by_server(chunk):
+        for redis, names in sessions.by_server(chunk) if server is None else [(server, chunk)]:
             pipe = redis.pipeline(transaction=False)
             for key in names:
                 pipe.hlen(key)
@@ -230,7 +256,7 @@ def bucket_stats(sessions: HashSessions, buckets: Iterable[bytes], batch: int = 
     if chunk:
         measure()
     pattern = bucket_pattern(sessions) + b":*"
-    for redis in sessions.servers():
+    for redis in sessions.servers() if server is None else [server]:
         pipe = redis.pipeline(transaction=False)
         for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, _type="string"):
             stats.overflow_keys += 1

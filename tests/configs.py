@@ -8,8 +8,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from tests import partitions, sentinels
 from tests.clusters import contract_cluster
-from tests.redis_stats import CountingConnection
+from tests.redis_stats import CountingConnection, CountingSentinelConnection
 from tests.servers import standalone
 
 OURS = "cache_sessions.cache.RedisCache"
@@ -70,6 +71,24 @@ if _has("lz4"):
     CONFIGS["string-lz4"] = _config(11, **STRING, COMPRESS_LIB="lz4", COMPRESS_MIN_LENGTH=10)
 if _has("zstandard"):
     CONFIGS["hash-zstd"] = _config(12, **HASH, COMPRESS_LIB="zstd", COMPRESS_MIN_LENGTH=10)
+
+
+# Topologies: the same contract on a Sentinel service (1 primary + 1 replica + 3
+# sentinels, tests/sentinels.py) and on three servers by weight (tests/partitions.py).
+def _sentinel(db: int, **options: Any) -> dict[str, Any]:
+    pool_kwargs = {"connection_class": CountingSentinelConnection}
+    config = _config(db, SENTINELS=sentinels.group().addresses, CONNECTION_POOL_KWARGS=pool_kwargs, **options)
+    return {**config, "LOCATION": sentinels.group().location(db)}
+
+
+def _partitioned(db: int, **options: Any) -> dict[str, Any]:
+    return {**_config(db, WEIGHTS=[1, 2, 1], **options), "LOCATION": [partitions.url(i, db) for i in range(3)]}
+
+
+CONFIGS["string-sentinel"] = _sentinel(1, **STRING)
+CONFIGS["hash-sentinel"] = _sentinel(2, **HASH)
+CONFIGS["string-partitioned"] = _partitioned(1, **STRING)
+CONFIGS["hash-partitioned"] = _partitioned(2, **HASH)
 
 STRING_CONFIGS = sorted(name for name in CONFIGS if name.startswith("string-"))
 HASH_CONFIGS = sorted(name for name in CONFIGS if name.startswith("hash-"))

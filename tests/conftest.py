@@ -4,12 +4,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
 from cache_sessions import facts
 from tests.configs import CONFIGS
+from tests.partitions import raw
 
 
 @pytest.fixture(autouse=True)
@@ -26,13 +26,13 @@ def alias_config(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}, "sessions": config}
     ):
         yield config
-        caches["sessions"].client.get_client().flushdb()
+        raw("sessions").flushdb()
 
 
 @pytest.fixture
 def redis(alias_config: dict[str, Any]) -> Redis:
-    """The raw client of the alias under test."""
-    return caches["sessions"].client.get_client()
+    """The raw client of the alias under test (on a partitioned alias, a view over every server)."""
+    return raw("sessions")  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.asyncio.connection import Connection as AsyncConnection
 from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
+from redis.sentinel import SentinelManagedConnection
 
 
 @dataclass
@@ -118,3 +119,11 @@ def sent_by_every_connection() -> Iterator[Sent]:
             yield sent
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+class CountingSentinelConnection(SentinelManagedConnection):
+    """For the Sentinel configurations (a Sentinel pool needs its own connection class)."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _record(command)
+        super().send_packed_command(command, check_health)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.core.cache import caches
 from django.test import override_settings
 from django_redis.exceptions import ConnectionInterrupted
 
@@ -104,4 +103,4 @@ def test_unencodable_value_fails_the_save_and_keeps_the_stored_session(SessionSt
         bad = SessionStore()
         bad["s"] = object()
         bad.save()
-    assert caches["sessions"].client.get_client().dbsize() == 1
+    assert redis.dbsize() == 1

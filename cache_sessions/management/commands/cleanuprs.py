@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +22,22 @@ from cache_sessions.sweep import (
     session_buckets,
     sweep,
 )
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+
+def label(redis: Redis) -> str:
+    """A server as the reports name it: ``10.0.0.2:6379/1``, ``unix:///run/redis.sock?db=1``,
+    ``mymaster/1 (Sentinel)``; never its password."""
+    pool: Any = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    db = kwargs.get("db", 0)
+    if getattr(pool, "service_name", None):
+        return f"{pool.service_name}/{db} (Sentinel)"
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={db}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
 
 
 class Command(BaseCommand):
@@ -59,27 +77,50 @@ class Command(BaseCommand):
             return
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        buckets = (
-            all_buckets(sessions) if options["all"] or options["stats"] else sample_buckets(sessions, options["sample"])
-        )
+        # Server by server: a partitioned alias reports each, then the total.
+        servers = sessions.servers()
+        several = len(servers) > 1
         if options["stats"]:
             if not isinstance(sessions, HashSessions):
                 raise CommandError("--stats reports on hash mode's buckets; this alias uses string mode.")
-            self.report_stats(bucket_stats(sessions, session_buckets(sessions)))
+            total = BucketStats()
+            for redis in servers:
+                stats = bucket_stats(sessions, session_buckets(sessions, [redis]), server=redis)
+                total.add(stats)
+                if several:
+                    self.stdout.write(f"{label(redis)}:")
+                    self.report_stats(stats, indent="  ")
+            if several:
+                self.stdout.write(f"all {len(servers)} servers:")
+            self.report_stats(total, indent="  " if several else "")
             return
+        groups: list[tuple[Redis, Iterable[bytes]]]
+        if options["all"]:
+            groups = [(redis, all_buckets(sessions, [redis])) for redis in servers]
+        else:
+            groups = [*sessions.by_server(sample_buckets(sessions, options["sample"]))]
         tty = self.stderr.isatty() if hasattr(self.stderr, "isatty") else sys.stderr.isatty()
-        report = sweep(
-            sessions,
-            buckets,
-            batch_size=options["batch_size"],
-            max_seconds=options["max_seconds"],
-            dry_run=options["dry_run"],
-            progress=self.progress if tty else None,
-        )
+        report, started = SweepReport(), time.monotonic()
+        for redis, buckets in groups:
+            left = None if options["max_seconds"] is None else options["max_seconds"] - (time.monotonic() - started)
+            part = sweep(
+                sessions,
+                buckets,
+                batch_size=options["batch_size"],
+                max_seconds=left,
+                dry_run=options["dry_run"],
+                progress=self.progress if tty else None,
+            )
+            report.add(part)
+            if several:
+                self.stdout.write(f"{label(redis)}: {self.summary(part, options['dry_run'])}")
         if tty:
             self.stderr.write("")
-        verb = "would remove" if options["dry_run"] else "removed"
-        self.stdout.write(
+        self.stdout.write(("all servers: " if several else "") + self.summary(report, options["dry_run"]))
+
+    def summary(self, report: SweepReport, dry_run: bool) -> str:
+        verb = "would remove" if dry_run else "removed"
+        return (
             f"{report.buckets} buckets scanned, {report.fields} fields seen, {report.expired} expired {verb}, "
             f"{report.seconds:.2f} s ({report.calls} calls, longest {report.longest_call * 1000:.1f} ms)"
             + ("" if report.finished else "; stopped at --max-seconds")
@@ -89,14 +130,15 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{report.buckets} buckets, {report.fields} fields, {report.expired} expired", ending="")
         self.stderr.flush()
 
-    def report_stats(self, stats: BucketStats) -> None:
+    def report_stats(self, stats: BucketStats, indent: str = "") -> None:
         average = stats.fields / stats.buckets if stats.buckets else 0
         encodings = ", ".join(f"{name} {count}" for name, count in sorted(stats.encodings.items())) or "none"
-        self.stdout.write(
-            f"sessions (fields): {stats.fields}\n"
-            f"buckets: {stats.buckets} (fields per bucket: average {average:.1f}, max {stats.max_fields})\n"
-            f"bucket encodings: {encodings}\n"
-            f"overflow keys (sessions too big for a bucket): {stats.overflow_keys}\n"
+        lines = [
+            f"sessions (fields): {stats.fields}",
+            f"buckets: {stats.buckets} (fields per bucket: average {average:.1f}, max {stats.max_fields})",
+            f"bucket encodings: {encodings}",
+            f"overflow keys (sessions too big for a bucket): {stats.overflow_keys}",
             f"memory: {stats.bucket_bytes + stats.overflow_bytes} bytes, "
-            f"{stats.bytes_per_session:.1f} bytes per session"
-        )
+            f"{stats.bytes_per_session:.1f} bytes per session",
+        ]
+        self.stdout.write("\n".join(indent + line for line in lines))
