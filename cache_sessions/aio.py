@@ -35,8 +35,8 @@ from redis.sentinel import SentinelConnectionPool
 if TYPE_CHECKING:
     from redis.retry import Retry
 
+    from .calls import Call
     from .replicas import Acks
-    from .storage import Call
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ async def ignore(error: Exception) -> None:
 
 
 async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any, acks: Acks | None = None) -> Any:
-    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``storage._send``
+    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``calls.send``
     (``acks``: the WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
     return await retry.call_with_retry(partial(_send_once, redis, call, acks), ignore, is_retryable)
 

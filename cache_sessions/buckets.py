@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 
 from . import aio, errors, facts, lua
+from .calls import Call, answer, evalsha
 from .codec import CorruptSession, is_overflow_pointer, overflow_pointer, read_header
-from .storage import Call, Sessions, answer, evalsha
+from .storage import Sessions
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache

@@ -25,7 +25,8 @@ from django_redis.client import DefaultClient, ShardClient
 
 from .buckets import CREATE, UPDATE, UPSERT, HashSessions
 from .conf import SessionOptions
-from .storage import Sessions, StringSessions
+from .storage import Sessions
+from .strings import StringSessions
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache

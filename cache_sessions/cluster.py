@@ -40,7 +40,8 @@ from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
 from . import aio
 from .buckets import HashSessions
 from .client import SessionClient
-from .storage import Sessions, StringSessions
+from .storage import Sessions
+from .strings import StringSessions
 
 if TYPE_CHECKING:
     from redis import Redis

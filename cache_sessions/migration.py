@@ -30,10 +30,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from . import errors
+from .calls import Call
 from .codec import UnencodableSession
 from .errors import SessionStoreError, SessionStoreUnavailable
 from .sources import Entry, Found, Source, build_source, expiry_of
-from .storage import Call, Sessions
+from .storage import Sessions
 
 logger = logging.getLogger("cache_sessions")
 _fallbacks: weakref.WeakKeyDictionary[Sessions, Fallback] = weakref.WeakKeyDictionary()

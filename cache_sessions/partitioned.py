@@ -36,7 +36,8 @@ from . import errors
 from .buckets import HashSessions
 from .client import SessionClient
 from .partition import partition_of
-from .storage import Sessions, StringSessions
+from .storage import Sessions
+from .strings import StringSessions
 
 if TYPE_CHECKING:
     from redis import Redis

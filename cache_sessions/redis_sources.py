@@ -21,9 +21,11 @@ from redis.exceptions import RedisError
 
 from . import aio, errors, keys
 from .buckets import HashSessions
+from .calls import Call, send
 from .codec import CorruptSession, is_overflow_pointer
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, readable
-from .storage import Call, Sessions, StringSessions, _send
+from .storage import Sessions
+from .strings import StringSessions
 
 T = TypeVar("T")
 Parse = Callable[[bytes], Found]
@@ -43,7 +45,7 @@ class Reader:
 
     def execute(self, call: Call[T]) -> T:
         try:
-            reply = self.retry.call_with_retry(partial(_send, self.redis, call), _ignore, errors.is_retryable)
+            reply = self.retry.call_with_retry(partial(send, self.redis, call), _ignore, errors.is_retryable)
         except (RedisError, TimeoutError) as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)

@@ -23,11 +23,11 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .calls import Call
 from .codec import DEFAULT_MAX_SIZE
 from .compression import Compression
 from .redis_sources import Reader, string_read
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, readable
-from .storage import Call
 
 FLAG_COMPRESSED = 1
 _EXPIRY = struct.Struct(">I")

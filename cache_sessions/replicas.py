@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from redis import Redis
     from redis.asyncio import Redis as AsyncRedis
 
-    from .storage import Call
+    from .calls import Call
 
 logger = logging.getLogger("cache_sessions")
 

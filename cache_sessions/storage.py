@@ -1,13 +1,13 @@
-"""Session storage: what each operation sends to Redis, and sending it.
+"""Session storage: the contract of a storage mode, and sending its calls.
 
-A storage mode turns an operation into a ``Call``: one command (often an
-EVALSHA) and the function that reads its reply. ``Sessions.execute`` sends
+A storage mode turns an operation into a ``Call`` (``calls.py``): one command
+(often an EVALSHA) and the function that reads its reply. ``Sessions.execute`` sends
 it through the alias's redis-py client with the ``RETRY`` policy and turns
 redis-py's errors into the engine's (``errors.py``); an asyncio executor can
 run the very same calls. Every operation is one round trip.
 
-``StringSessions`` keeps each session under a key of its own and lets Redis
-expire it; ``buckets.HashSessions`` keeps sessions as fields of bucket
+``strings.StringSessions`` keeps each session under a key of its own and lets
+Redis expire it; ``buckets.HashSessions`` keeps sessions as fields of bucket
 hashes. Both talk to Redis through the django-redis client of the alias
 (``client.get_client()``), so they share its connection pool, on our
 ``SessionClient`` and on django-redis's stock clients alike.
@@ -18,16 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-from . import aio, errors, facts, keys, lua, replicas
+from . import aio, errors, keys, replicas
+from .calls import Call, T, pipelined, send
 from .codec import CorruptSession
 
 if TYPE_CHECKING:
@@ -38,47 +38,6 @@ if TYPE_CHECKING:
     from .conf import SessionOptions
 
 suspicious = logging.getLogger("django.security.SuspiciousSession")
-
-T = TypeVar("T")
-WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 us more, on every operation
-class Call(Generic[T]):
-    """One round trip: the command to send and how to read its reply (never changed once made).
-
-    ``parse`` may return another ``Call`` instead of a result: a second round trip
-    that the reply showed is needed (a hash-mode session stored under an overflow
-    key); both executors send it in turn.
-    """
-
-    args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
-    parse: Callable[[Any], T | Call[T]]
-    script: lua.Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
-    options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
-    fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
-
-    @property
-    def route(self) -> bytes:
-        """The key that decides which server gets the call (its first key)."""
-        assert self.args is not None
-        return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
-
-    @property
-    def needs_ack(self) -> bool:
-        """Whether the call changes a session or record (what ``MIN_REPLICAS_ACK`` waits for)."""
-        if self.args is None:
-            return False
-        return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
-
-
-def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
-    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
-
-
-def answer(value: T) -> Call[T]:
-    """A call that needs no round trip."""
-    return Call(None, lambda _: value)
 
 
 class Sessions:
@@ -172,7 +131,7 @@ class Sessions:
         try:
             redis = self.redis_for(call.route)  # a cluster client connects when first made
             reply = self.retry.call_with_retry(
-                partial(_send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
+                partial(send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
             )
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
@@ -194,7 +153,7 @@ class Sessions:
                 continue
             pipe = redis.pipeline(transaction=False)
             for index in indexes:
-                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+                pipe.execute_command(*pipelined(calls[index]), **calls[index].options)
             acks = self._acks_for(pipe, [calls[index] for index in indexes])
             with errors.translated():
                 replies = self.retry.call_with_retry(
@@ -219,7 +178,7 @@ class Sessions:
                 continue
             pipe = redis.pipeline(transaction=False)
             for index in indexes:
-                pipe.execute_command(*_pipelined(calls[index]), **calls[index].options)
+                pipe.execute_command(*pipelined(calls[index]), **calls[index].options)
             acks = self._acks_for(pipe, [calls[index] for index in indexes])
             with errors.translated():
                 replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.is_retryable)
@@ -364,115 +323,3 @@ class Sessions:
         if expires_at is not None and expires_at <= time.time():
             return None
         return session
-
-
-S = TypeVar("S")
-R = TypeVar("R")
-
-
-def drive(steps: Generator[S, Any, R], execute: Callable[[S], Any]) -> R:
-    """Run an operation written as a generator of calls (each reply is sent back in)
-    with the sync executor (``Sessions.execute``, or ``execute_many`` for lists)."""
-    reply = None
-    try:
-        while True:
-            reply = execute(steps.send(reply))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-async def adrive(steps: Generator[S, Any, R], execute: Callable[[S], Awaitable[Any]]) -> R:
-    """``drive`` with an async executor: the same operation, on ``redis.asyncio``."""
-    reply = None
-    try:
-        while True:
-            reply = await execute(steps.send(reply))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-def _pipelined(call: Call[Any]) -> tuple[Any, ...]:
-    """A call's command for a pipeline: a script goes as EVAL (a pipeline cannot answer NOSCRIPT)."""
-    assert call.args is not None
-    if call.script is None:
-        return call.args
-    return ("EVAL", call.script.source, *call.args[2:])
-
-
-def _send(redis: Redis, call: Call[Any], acks: replicas.Acks | None = None) -> Any:
-    assert call.args is not None
-    if acks is not None:
-        return acks.send(redis, call)
-    send: Callable[..., Any] = redis.execute_command  # untyped in redis-py
-    try:
-        return send(*call.args, **call.options)
-    except NoScriptError:  # a new, restarted or flushed server, or a promoted replica
-        if call.script is None:
-            raise
-        redis.script_load(call.script.source)
-        return send(*call.args, **call.options)
-
-
-class StringSessions(Sessions):
-    """One Redis string per session, named ``<KEY_PREFIX>:s<VERSION>:<KEY_GENERATOR(key)>``."""
-
-    def redis_key(self, session_key: str) -> bytes:
-        return self.prefix + self.name(self.options.key_generator or keys.text, session_key)
-
-    def locate(self, session_key: str) -> tuple[bytes, ...]:
-        return (self.redis_key(session_key),)
-
-    def describe(self, session_key: str) -> dict[str, Any]:
-        """Where and how a session is stored (for humans: debug pages, shells)."""
-        key = self.redis_key(session_key)
-        redis = self.redis_for(key)
-        with errors.translated():
-            return {"mode": "string", "key": key, "ttl": redis.ttl(key), "bytes": redis.strlen(key)}
-
-    def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
-        return Call(("GET", self.redis_key(session_key)), self.decode)
-
-    def exists_call(self, session_key: str) -> Call[bool]:
-        return self.alive_place_call(self.place(session_key))
-
-    def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
-        """``SET NX GET``: stored, or the key already holds exactly this value (this very
-        create, retried after its reply was lost): both succeed; anything else is taken."""
-        if ttl <= 0:
-            return answer(True)  # expired on arrival: nothing to store
-        key, value = self.redis_key(session_key), self.codec.encode(session)
-        script = evalsha(lua.CREATE_STRING, [key], [value, ttl], bool)
-        server = facts.of(self.redis_for(key))
-        if not server.set_nx_get:
-            return script
-
-        def before_redis_7() -> Call[bool]:
-            server.set_nx_get = False
-            return script
-
-        command = ("SET", key, value, "EX", ttl, "NX", "GET")
-        return Call(command, lambda old: old is None or old == value, options={"get": True}, fallback=before_redis_7)
-
-    def update_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
-        """``SET XX``: a session deleted meanwhile stays deleted. Repeating it is harmless."""
-        key = self.redis_key(session_key)
-        if ttl <= 0:
-            return Call(("DEL", key), lambda _: True)
-        return Call(("SET", key, self.codec.encode(session), "EX", ttl, "XX"), bool)
-
-    def place(self, session_key: str) -> tuple[bytes, ...]:
-        return (self.redis_key(session_key),)
-
-    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
-        return Call(("EXISTS", place[0]), bool)
-
-    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
-        return Call(("DEL", place[0]), lambda _: None)
-
-    def clear_expired(self) -> None:
-        """Redis expires string keys itself: only the index of users' sessions is swept."""
-        if self.options.user_sessions:
-            from .sweep import all_buckets, sweep
-
-            with errors.translated():
-                sweep(self, all_buckets(self))

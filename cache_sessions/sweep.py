@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import lua, users
 from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
-from .storage import Call, Sessions, adrive, drive, evalsha
+from .calls import Call, adrive, drive, evalsha
+from .storage import Sessions
 
 if TYPE_CHECKING:
     from redis import Redis

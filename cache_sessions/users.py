@@ -39,8 +39,9 @@ import msgpack
 from django.utils.crypto import salted_hmac
 
 from . import lua
+from .calls import Call, adrive, drive, evalsha
 from .codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
-from .storage import Call, Sessions, adrive, drive, evalsha
+from .storage import Sessions
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

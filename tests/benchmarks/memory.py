@@ -37,10 +37,10 @@ from redis.cluster import RedisCluster
 from cache_sessions import lua, users
 from cache_sessions.backend import SessionStore
 from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name
+from cache_sessions.calls import pipelined as pipelined_call
 from cache_sessions.client import sessions_for
 from cache_sessions.embedded import RedisServer
 from cache_sessions.facts import read_listpack_limits
-from cache_sessions.storage import _pipelined
 from cache_sessions.sweep import all_buckets, bucket_stats, sweep
 from tests.clusters import Cluster
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
@@ -138,7 +138,7 @@ def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
         session = dict(session)
         store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
         call = users.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
-        pipe.execute_command(*_pipelined(call))
+        pipe.execute_command(*pipelined_call(call))
         base.write(pipe, key, session)
 
     def load(key: str) -> Session:
