@@ -70,6 +70,15 @@ local function raise_ttl(key, ttl)
     redis.call('EXPIRE', key, ttl)
   end
 end
+-- One HSCAN page of a bucket, or nil when the key is not a hash (not a bucket: left alone).
+local function page_of(key, cursor, count)
+  local page = redis.pcall('HSCAN', key, cursor, 'COUNT', count)
+  if page.err then
+    if string.find(page.err, 'WRONGTYPE') then return nil end
+    error(page)
+  end
+  return page
+end
 local function drop(bucket, field, v)
   redis.call('HDEL', bucket, field)
   if is_pointer(v) then redis.call('DEL', bucket .. ':' .. field) end
@@ -152,11 +161,8 @@ return v and 1 or 0
 SWEEP = Script(
     PRELUDE
     + """
-local page = redis.pcall('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-if page.err then
-  if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
-  return redis.error_reply(page.err)
-end
+local page = page_of(KEYS[1], ARGV[1], ARGV[2])
+if not page then return {'0', -1, 0} end
 return {page[1], #page[2] / 2, drop_expired(KEYS[1], page[2], ARGV[3] == '1')}
 """,
     needs_ack=False,
@@ -257,11 +263,8 @@ return 1
 INDEX_SWEEP = Script(
     INDEX_PRELUDE
     + """
-local page = redis.pcall('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-if page.err then
-  if string.find(page.err, 'WRONGTYPE') then return {'0', -1, 0} end
-  return redis.error_reply(page.err)
-end
+local page = page_of(KEYS[1], ARGV[1], ARGV[2])
+if not page then return {'0', -1, 0} end
 local near, seen, expired = tonumber(ARGV[3]), 0, 0
 for i = 1, #page[2], 2 do
   local field = page[2][i]
