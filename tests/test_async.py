@@ -241,3 +241,23 @@ async def test_the_async_middleware_saves_natively(mode, middleware):
     else:
         assert sent.round_trips - sent.asyncio == 1  # the save, through a sync connection...
         assert len(sent.threads) == 2  # ...from a worker thread
+
+
+def test_native_async_on_a_unix_socket():
+    from cache_sessions import aio
+    from tests.servers import unix_socket
+
+    server = unix_socket()
+    config = {**_config(0), "LOCATION": f"{server.url}?db=3"}
+    config["OPTIONS"].pop("CONNECTION_POOL_KWARGS")  # the counting class is for TCP connections
+
+    async def round_trip() -> tuple[dict, str]:
+        key = await stored_session()
+        client = aio.client_for(SessionStore()._storage.redis())
+        return await SessionStore(key).aload(), client.connection_pool.connection_class.__name__
+
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        loaded, kind = asyncio.run(round_trip())
+        SessionStore()._storage.redis().flushdb()
+    assert loaded == USER
+    assert kind == "UnixDomainSocketConnection"

@@ -172,6 +172,28 @@ def test_tls_with_the_generated_ca(tls_server, use_hash, ca_in):
 
 
 @needs_tls
+def test_tls_native_async(tls_server, use_hash):
+    """The asyncio path mirrors the alias's TLS settings (an SSLConnection, the same CA)."""
+    import asyncio
+
+    from cache_sessions import aio
+
+    ca = tls_server.certs["ca"]
+    with sessions_on(f"{tls_server.url}/2", use_hash=use_hash, CONNECTION_POOL_KWARGS={"ssl_ca_certs": str(ca)}):
+
+        async def round_trip() -> tuple[dict, type]:
+            session = SessionStore()
+            session.update(USER)
+            await session.asave()
+            client = aio.client_for(session._storage.redis())
+            return await SessionStore(session.session_key).aload(), client.connection_pool.connection_class
+
+        loaded, connection_class = asyncio.run(round_trip())
+    assert loaded == USER  # over TLS, verified with the generated CA (a wrong one fails: below)
+    assert connection_class.__name__ == "SSLConnection"
+
+
+@needs_tls
 def test_tls_with_a_wrong_ca_fails_clearly(tls_server, use_hash):
     # Its own URL (DB 1): django-redis keeps one pool per URL, whatever the OPTIONS, so on the
     # URL of the test above this alias would silently use that pool and its CA.
