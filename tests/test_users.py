@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth import alogin, get_user_model, login
@@ -15,7 +16,8 @@ from django.urls import path
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from tests.configs import HASH, STRING, _config
+from tests.configs import CONFIGS, HASH, STRING, _config
+from tests.partitions import raw
 from tests.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db
@@ -77,20 +79,38 @@ urlpatterns = [
 ]
 
 
-@pytest.fixture(params=[STRING, HASH], ids=["string", "hash"])
+INDEXED = {"USER_SESSIONS": True, "USER_SESSION_METADATA": True}
+# Both modes on one server, and on every other topology of tests/configs.py.
+TOPOLOGIES = {
+    "string": _config(4, **STRING, **INDEXED),
+    "hash": _config(4, **HASH, **INDEXED),
+    **{
+        name: {**CONFIGS[name], "OPTIONS": {**CONFIGS[name]["OPTIONS"], **INDEXED}}
+        for name in CONFIGS
+        if name.split("-", 1)[1] in ("cluster", "sentinel", "partitioned")
+    },
+}
+
+
+@pytest.fixture(params=sorted(TOPOLOGIES))
 def site(request: pytest.FixtureRequest) -> Iterator[dict[str, bool]]:
-    options = {**request.param, "USER_SESSIONS": True, "USER_SESSION_METADATA": True}
+    config = TOPOLOGIES[request.param]
     middleware = [
         "cache_sessions.middleware.SessionMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
     ]
     with override_settings(
-        CACHES={"default": LOCMEM, "sessions": _config(4, **options)}, MIDDLEWARE=middleware, ROOT_URLCONF=__name__
+        CACHES={"default": LOCMEM, "sessions": config}, MIDDLEWARE=middleware, ROOT_URLCONF=__name__
     ):
         get_user_model().objects.create_user("alice", password="x")
         get_user_model().objects.create_user("bob", password="x")
-        yield request.param
-        SessionStore()._storage.redis().flushdb()
+        yield {"USE_HASH": config["OPTIONS"].get("USE_HASH", True)}
+        raw("sessions").flushdb()
+
+
+def on(name: bytes) -> Any:
+    """The raw client of the server that holds ``name`` (whatever the topology)."""
+    return SessionStore()._storage.redis_for(name)
 
 
 def device(agent: str = FIREFOX, address: str = "192.0.2.1") -> Client:
@@ -126,10 +146,10 @@ def test_logout_removes_the_record_and_an_index_never_outlives_its_sessions(site
     alice = User.objects.get(username="alice")
     entry = users.IndexEntry.of(storage, str(alice.pk))
     assert len(run_of(alice)) == 1
-    assert storage.redis().ttl(entry.bucket) >= 1209600  # covers the session (two weeks by default)
+    assert on(entry.bucket).ttl(entry.bucket) >= 1209600  # covers the session (two weeks by default)
     laptop.get("/logout")
-    assert not storage.redis().hexists(entry.bucket, entry.field)  # its last record gone, the field too
-    assert not storage.redis().exists(entry.bucket)  # and the bucket, empty, with it
+    assert not on(entry.bucket).hexists(entry.bucket, entry.field)  # its last record gone, the field too
+    assert not on(entry.bucket).exists(entry.bucket)  # and the bucket, empty, with it
 
 
 def test_entries_of_sessions_gone_elsewhere_are_dropped_when_met(site):
@@ -252,13 +272,13 @@ def test_a_user_with_many_sessions_moves_to_an_overflow_key_and_back(site):
     alice = User.objects.get(username="alice")
     entry = users.IndexEntry.of(storage, str(alice.pk))
     clients = [device() for _ in range(5)]  # ~5 x 80 bytes of records with metadata: over 256
-    assert users.is_overflow_pointer(storage.redis().hget(entry.bucket, entry.field))
-    assert storage.redis().ttl(entry.overflow) >= 1209600
-    assert storage.redis().object("encoding", entry.bucket) in (b"listpack", b"ziplist")
+    assert users.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
+    assert on(entry.bucket).ttl(entry.overflow) >= 1209600
+    assert on(entry.bucket).object("encoding", entry.bucket) in (b"listpack", b"ziplist")
     assert len(users.user_sessions(alice)) == 5
     assert clients[0].get("/others").json() == {"ended": 4}
-    assert not users.is_overflow_pointer(storage.redis().hget(entry.bucket, entry.field))
-    assert not storage.redis().exists(entry.overflow)
+    assert not users.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
+    assert not on(entry.bucket).exists(entry.overflow)
     assert len(users.user_sessions(alice)) == 1
 
 
@@ -273,13 +293,13 @@ def test_cleanuprs_drops_expired_records_and_nothing_else(site):
     entry = users.IndexEntry.of(storage, str(alice.pk))
     # A record that expired (its session is gone by now), beside alice's live one.
     expired = users.record(bytes(12), int(time.time()) - 10, [[b"gone"]])
-    storage.redis().hset(entry.bucket, entry.field, storage.redis().hget(entry.bucket, entry.field) + expired)
-    storage.redis().hset(entry.bucket, b"foreign", b"not a run of records")  # e.g. left by a bug: kept
+    on(entry.bucket).hset(entry.bucket, entry.field, on(entry.bucket).hget(entry.bucket, entry.field) + expired)
+    on(entry.bucket).hset(entry.bucket, b"foreign", b"not a run of records")  # e.g. left by a bug: kept
     out = StringIO()
     call_command("cleanuprs", "--all", stdout=out)
     assert "1 expired removed" in out.getvalue()
     assert len(run_of(alice)) == 1
-    assert storage.redis().hget(entry.bucket, b"foreign") == b"not a run of records"
+    assert on(entry.bucket).hget(entry.bucket, b"foreign") == b"not a run of records"
     assert laptop.get("/whoami").json() == {"user": "alice"}
 
 
@@ -290,7 +310,7 @@ def test_records_that_do_not_fit_this_storage_mode_are_skipped(site):
     alice = User.objects.get(username="alice")
     entry = users.IndexEntry.of(storage, str(alice.pk))
     foreign = users.record(bytes(12), int(time.time()) + 600, [[b"a", b"b", b"c"]])  # no mode has 3 names
-    storage.redis().hset(entry.bucket, entry.field, storage.redis().hget(entry.bucket, entry.field) + foreign)
+    on(entry.bucket).hset(entry.bucket, entry.field, on(entry.bucket).hget(entry.bucket, entry.field) + foreign)
     assert len(users.user_sessions(alice)) == 1
     assert users.revoke_all_sessions(alice) == 1
     assert laptop.get("/whoami").json() == {"user": None}
