@@ -8,21 +8,18 @@ So its format is read here, from its 0.3.1 source: no prefix; string mode
 mode stores in the hash ``HASH_KEY_GENERATOR(key)``, field
 ``KEY_GENERATOR(key)``, ``4-byte big-endian absolute expiry + flag byte +
 pickle``; flag bit 0 means the pickle is compressed with ``COMPRESS_LIB``.
-Its pickles are read by an unpickler that only builds plain data (dicts,
-lists, strings, numbers, dates: nothing that can run code), and Python 2's
-byte strings are read as UTF-8 text.
+Its pickles are never unpickled: ``pickled.py`` reads the plain data they
+describe (dicts, lists, strings, numbers, dates: nothing that can run code),
+and Python 2's byte strings are read as UTF-8 text.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import io
-import pickle
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import pickled
 from .calls import Call
 from .codec import DEFAULT_MAX_SIZE
 from .compression import Compression
@@ -33,38 +30,11 @@ FLAG_COMPRESSED = 1
 _EXPIRY = struct.Struct(">I")
 
 
-def _utc() -> datetime.tzinfo:
-    return datetime.UTC
-
-
-# The only globals an old session's pickle may name: plain data, nothing that runs code.
-SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    **{(module, kind.__name__): kind for module in ("builtins", "__builtin__") for kind in (set, frozenset)},
-    **{("datetime", kind.__name__): kind for kind in (datetime.datetime, datetime.date, datetime.time)},
-    ("datetime", "timedelta"): datetime.timedelta,
-    ("datetime", "timezone"): datetime.timezone,
-    ("decimal", "Decimal"): decimal.Decimal,
-    ("pytz", "_UTC"): _utc,  # pytz.utc pickles as a call of pytz._UTC()
-}
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return SAFE_GLOBALS[module, name]
-        except KeyError:
-            raise Unreadable(f"its pickle needs {module}.{name}, which is not read (plain data only)") from None
-
-
 def unpickle(payload: bytes) -> Any:
-    """A pickle of plain data. Python 2's (protocol 0-2) byte strings become text where they are UTF-8."""
+    """The plain data of a pickle, read without unpickling (``pickled.py``). Python 2's
+    (protocol 0-2) byte strings become text where they are UTF-8."""
     python2 = not (payload[:1] == b"\x80" and len(payload) > 1 and payload[1] >= 3)
-    try:
-        value = _PlainUnpickler(io.BytesIO(payload), encoding="bytes" if python2 else "ASCII").load()
-    except Unreadable:
-        raise
-    except Exception as exc:
-        raise Unreadable(f"unreadable pickle ({type(exc).__name__})") from None
+    value = pickled.loads(payload)
     return _text(value) if python2 else value
 
 
