@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys, migration, users
+from . import keys, migration, user_index
 from .client import sessions_for
 from .errors import SessionStoreUnavailable
 from .storage import Sessions
@@ -113,8 +113,8 @@ class SessionStore(SessionBase):
         if session is None:
             self._session_key = None
             return {}
-        user = session.get(users.USER_KEY)
-        if user and users.MARK in session and self.session_key:
+        user = session.get(user_index.USER_KEY)
+        if user and user_index.MARK in session and self.session_key:
             self.indexed = (self.session_key, str(user))
         return session
 
@@ -165,8 +165,8 @@ class SessionStore(SessionBase):
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
         ttl = self._ttl(session)
         storage = self._storage
-        if users.entry_due(self, session, must_create):  # first the index entry: never a session it misses
-            self._remembering(storage.execute, users.add_call(self, session, ttl, must_create))
+        if user_index.entry_due(self, session, must_create):  # first the index entry: never a session it misses
+            self._remembering(storage.execute, user_index.add_call(self, session, ttl, must_create))
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
                 raise CreateError
@@ -177,7 +177,7 @@ class SessionStore(SessionBase):
         """Whether saving now would refresh this session's index entry (USER_SESSIONS):
         only for a session this request has loaded, never a reason to load one."""
         loaded: dict[str, Any] | None = getattr(self, "_session_cache", None)
-        return loaded is not None and not self.degraded and users.entry_due(self, loaded, False)
+        return loaded is not None and not self.degraded and user_index.entry_due(self, loaded, False)
 
     def _refuse_if_degraded(self) -> None:
         if self.degraded:
@@ -207,7 +207,7 @@ class SessionStore(SessionBase):
         assert self.indexed is not None
         session_key, user = self.indexed
         self.indexed = None
-        return users.remove_call(self._storage, user, session_key)
+        return user_index.remove_call(self._storage, user, session_key)
 
     def _key_to_delete(self, session_key: str | None) -> str | None:
         session_key = self.session_key if session_key is None else session_key
@@ -264,9 +264,9 @@ class SessionStore(SessionBase):
         session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         ttl = self._ttl(session)
         storage = self._storage
-        if users.entry_due(self, session, must_create):
+        if user_index.entry_due(self, session, must_create):
             await storage.aprepare()
-            await self._aremembering(storage.aexecute, users.add_call(self, session, ttl, must_create))
+            await self._aremembering(storage.aexecute, user_index.add_call(self, session, ttl, must_create))
         if must_create:
             if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
                 raise CreateError

@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template import TemplateDoesNotExist, loader
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
-from . import users
+from . import user_index
 from .backend import SessionStore
 from .errors import SessionStoreUnavailable
 
@@ -68,7 +68,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             if request.method in READ_ONLY_METHODS:
                 session.degraded_reads = options.degraded_reads
             if options.user_sessions and options.user_session_metadata:
-                session.request_meta = users.request_meta(request)
+                session.request_meta = user_index.request_meta(request)
 
     @staticmethod
     def _refresh_index(session: Any) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import lua, users
+from . import lua, user_index
 from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
 from .calls import Call, adrive, drive, evalsha
 from .storage import Sessions
@@ -181,11 +181,11 @@ def bucket_sweep(sessions: Sessions, bucket: bytes, batch_size: int, dry_run: bo
     A user bucket's page counts records, not fields."""
     cursor: bytes | int = 0
     index = is_user_bucket(sessions, bucket)
-    limit = users.index_limit(sessions) if index else 0
+    limit = user_index.index_limit(sessions) if index else 0
     while True:
         call_started = time.monotonic()
         if index:
-            args = [cursor, batch_size, int(time.time()), limit, users.POINTER_BYTE, int(dry_run)]
+            args = [cursor, batch_size, int(time.time()), limit, user_index.POINTER_BYTE, int(dry_run)]
             call = evalsha(lua.INDEX_SWEEP, [bucket], args, list)
         else:
             call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)

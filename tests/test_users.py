@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
-from cache_sessions import users
+from cache_sessions import user_index, users
 from cache_sessions.backend import SessionStore
 from tests.configs import CONFIGS, HASH, STRING, _config
 from tests.partitions import raw
@@ -136,15 +136,15 @@ def test_log_out_other_devices(site):
 
 def run_of(user: User) -> dict[bytes, list]:
     storage = SessionStore()._storage
-    entry = users.IndexEntry.of(storage, str(user.pk))
-    return users.records(storage.execute(entry.read_call()), time.time())
+    entry = user_index.IndexEntry.of(storage, str(user.pk))
+    return user_index.records(storage.execute(entry.read_call()), time.time())
 
 
 def test_logout_removes_the_record_and_an_index_never_outlives_its_sessions(site):
     laptop = device()
     storage = SessionStore()._storage
     alice = User.objects.get(username="alice")
-    entry = users.IndexEntry.of(storage, str(alice.pk))
+    entry = user_index.IndexEntry.of(storage, str(alice.pk))
     assert len(run_of(alice)) == 1
     assert on(entry.bucket).ttl(entry.bucket) >= 1209600  # covers the session (two weeks by default)
     laptop.get("/logout")
@@ -199,23 +199,23 @@ def test_last_seen_costs_a_write_at_most_once_per_period(site):
             laptop.get("/whoami")
     assert quiet.round_trips == 3  # loads only: "last seen" is recent
     session = SessionStore(key)
-    created, _ = session[users.MARK]
-    session[users.MARK] = [created, int(time.time()) - 901]  # as if last seen over a period ago
+    created, _ = session[user_index.MARK]
+    session[user_index.MARK] = [created, int(time.time()) - 901]  # as if last seen over a period ago
     session._storage.update(key, dict(session.items()), 3600)
     with sent_by_clients() as due:
         laptop.get("/whoami")  # a read: the middleware saves it anyway, once
     assert due.round_trips == 3  # load, the index entry, the save
-    assert SessionStore(key)[users.MARK][1] >= int(time.time()) - 5
+    assert SessionStore(key)[user_index.MARK][1] >= int(time.time()) - 5
     [listed] = users.user_sessions(User.objects.get(username="alice"))
     assert listed.created == created and listed.last_seen >= int(time.time()) - 5
 
 
 def test_opaque_ids_reveal_nothing():
     key = SessionStore()._get_new_session_key()
-    sid = users.session_id(key)
+    sid = user_index.session_id(key)
     assert len(sid) == 12 and key.encode() not in sid
     with override_settings(SECRET_KEY="another secret"):
-        assert users.session_id(key) != sid  # an HMAC: without the secret, nobody computes it
+        assert user_index.session_id(key) != sid  # an HMAC: without the secret, nobody computes it
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_opaque_ids_reveal_nothing():
     ],
 )
 def test_user_agent_summary(agent, summary):
-    assert users.summarize(agent) == summary
+    assert user_index.summarize(agent) == summary
 
 
 @pytest.mark.django_db(transaction=True)  # the ORM's async calls run in another thread
@@ -270,14 +270,14 @@ def test_a_user_with_many_sessions_moves_to_an_overflow_key_and_back(site):
     """A run of records too long for the bucket's compact encoding goes to a key of its own."""
     storage = SessionStore()._storage
     alice = User.objects.get(username="alice")
-    entry = users.IndexEntry.of(storage, str(alice.pk))
+    entry = user_index.IndexEntry.of(storage, str(alice.pk))
     clients = [device() for _ in range(5)]  # ~5 x 80 bytes of records with metadata: over 256
-    assert users.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
+    assert user_index.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
     assert on(entry.bucket).ttl(entry.overflow) >= 1209600
     assert on(entry.bucket).object("encoding", entry.bucket) in (b"listpack", b"ziplist")
     assert len(users.user_sessions(alice)) == 5
     assert clients[0].get("/others").json() == {"ended": 4}
-    assert not users.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
+    assert not user_index.is_overflow_pointer(on(entry.bucket).hget(entry.bucket, entry.field))
     assert not on(entry.bucket).exists(entry.overflow)
     assert len(users.user_sessions(alice)) == 1
 
@@ -290,9 +290,9 @@ def test_cleanuprs_drops_expired_records_and_nothing_else(site):
     laptop = device()
     storage = SessionStore()._storage
     alice = User.objects.get(username="alice")
-    entry = users.IndexEntry.of(storage, str(alice.pk))
+    entry = user_index.IndexEntry.of(storage, str(alice.pk))
     # A record that expired (its session is gone by now), beside alice's live one.
-    expired = users.record(bytes(12), int(time.time()) - 10, [[b"gone"]])
+    expired = user_index.record(bytes(12), int(time.time()) - 10, [[b"gone"]])
     on(entry.bucket).hset(entry.bucket, entry.field, on(entry.bucket).hget(entry.bucket, entry.field) + expired)
     on(entry.bucket).hset(entry.bucket, b"foreign", b"not a run of records")  # e.g. left by a bug: kept
     out = StringIO()
@@ -308,8 +308,8 @@ def test_records_that_do_not_fit_this_storage_mode_are_skipped(site):
     laptop = device()
     storage = SessionStore()._storage
     alice = User.objects.get(username="alice")
-    entry = users.IndexEntry.of(storage, str(alice.pk))
-    foreign = users.record(bytes(12), int(time.time()) + 600, [[b"a", b"b", b"c"]])  # no mode has 3 names
+    entry = user_index.IndexEntry.of(storage, str(alice.pk))
+    foreign = user_index.record(bytes(12), int(time.time()) + 600, [[b"a", b"b", b"c"]])  # no mode has 3 names
     on(entry.bucket).hset(entry.bucket, entry.field, on(entry.bucket).hget(entry.bucket, entry.field) + foreign)
     assert len(users.user_sessions(alice)) == 1
     assert users.revoke_all_sessions(alice) == 1

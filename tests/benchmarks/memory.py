@@ -34,7 +34,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
-from cache_sessions import lua, users
+from cache_sessions import lua, user_index
 from cache_sessions.backend import SessionStore
 from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name
 from cache_sessions.calls import pipelined as pipelined_call
@@ -127,7 +127,7 @@ def ours(label: str, alias: str) -> Engine:
 
 def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
     """``ours`` plus USER_SESSIONS: each logged-in session also gets its index record, written
-    as the engine writes it (users.add_call). The pool's user ids are random in 1..10**6:
+    as the engine writes it (user_index.add_call). The pool's user ids are random in 1..10**6:
     about one session per user on average, some users with several (their runs of records
     then outgrow the bucket's compact limit sooner, the more so with metadata)."""
     base = ours(label, alias)
@@ -137,13 +137,13 @@ def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
     def write(pipe: Pipeline, key: str, session: Session) -> None:
         session = dict(session)
         store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
-        call = users.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
+        call = user_index.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
         pipe.execute_command(*pipelined_call(call))
         base.write(pipe, key, session)
 
     def load(key: str) -> Session:
         loaded = base.load(key)
-        loaded.pop(users.MARK, None)  # the mark the index adds, for the comparison with the pool's
+        loaded.pop(user_index.MARK, None)  # the mark the index adds, for the comparison with the pool's
         return loaded
 
     return dataclasses.replace(base, write=write, load=load)
