@@ -3,7 +3,7 @@
 Every value starts with one header byte::
 
     bit 7..4   format: 1 = a msgpack map; 2 = a msgpack map compacted with
-               the static tables below
+               the static tables of compact.py
     bit 3      an absolute expiry follows (4 bytes, big-endian Unix seconds)
     bit 2..0   compression codec of the payload (see CODECS); 6 = a pointer:
                the value lives under an overflow key (hash mode), only the
@@ -16,12 +16,8 @@ that do not follow the format are rejected with ``CorruptSession`` instead of
 being guessed at. Decoding is bounded: a payload that is, or decompresses
 to, more than ``max_size`` bytes is refused before it is unpacked.
 
-Format 2 spends one byte where Django spends a long string: top-level keys
-found in ``KEY_TABLE`` are stored as their index (a msgpack int), values
-found in ``VALUE_TABLE`` as ext type 1 (one index byte), and lowercase hex
-strings (``_auth_user_hash``, tokens) as ext type 2 (the raw bytes, half the
-size), in the spirit of HPACK's static table. A logged-in session shrinks
-from ~206 to ~79 bytes before compression. Tables are append-only.
+Format 2 replaces the keys and values Django puts in every session with
+indexes into static tables (``compact.py``).
 
 The bytes are msgpack-python's (``msgpack.packb(..., use_bin_type=True,
 datetime=True)``), read by msgspec, which is ~1.5x faster on large
@@ -45,6 +41,7 @@ import msgpack
 import msgspec
 
 from . import compression
+from .compact import TableError, compact, expand, ext_hook
 from .compression import Oversized
 
 PLAIN, COMPACT = 1, 2  # format versions; both are read forever
@@ -53,37 +50,6 @@ CODEC_MASK = 0x07
 OVERFLOW = 6  # in the codec bits: the value is stored under an overflow key
 _EXPIRY = struct.Struct(">I")
 DEFAULT_MAX_SIZE = 1 << 20  # MAX_SESSION_BYTES: msgpack bytes of one session, before compression
-
-# Append only: the index of an entry is what is stored.
-KEY_TABLE: tuple[str, ...] = (
-    "_auth_user_id",
-    "_auth_user_backend",
-    "_auth_user_hash",
-    "_session_expiry",
-    "_csrftoken",
-    "_messages",
-    "django_language",
-    "testcookie",
-    "_password_reset_token",
-    "_language",
-    "otp_device_id",
-    "account_verified_email",
-)
-VALUE_TABLE: tuple[str, ...] = (
-    "django.contrib.auth.backends.ModelBackend",
-    "django.contrib.auth.backends.AllowAllUsersModelBackend",
-    "django.contrib.auth.backends.RemoteUserBackend",
-    "django.contrib.auth.backends.AllowAllUsersRemoteUserBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-    "axes.backends.AxesStandaloneBackend",
-    "axes.backends.AxesBackend",
-    "guardian.backends.ObjectPermissionBackend",
-    "worked",  # Django's test cookie value
-)
-_TABLE_VALUE, _HEX_VALUE = 1, 2  # msgpack ext type codes of format 2
-_KEY_INDEX = {key: index for index, key in enumerate(KEY_TABLE)}
-_VALUE_EXT = {value: msgspec.msgpack.Ext(_TABLE_VALUE, bytes((index,))) for index, value in enumerate(VALUE_TABLE)}
-_HEX_DIGITS = "0123456789abcdef"
 
 
 class CorruptSession(ValueError):
@@ -109,67 +75,15 @@ def _default(value: Any) -> Any:
 _PACK_OPTIONS: dict[str, Any] = {"default": _default, "datetime": True, "use_bin_type": True}
 
 
-_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
-
-
-def _is_hex(value: str) -> bool:
-    """Even-length lowercase hex of 16+ characters (linear: ``str.strip`` in C, no regex)."""
-    return len(value) >= 16 and not len(value) & 1 and not value.strip(_HEX_DIGITS)
-
-
-def _compact(session: Mapping[Any, Any]) -> tuple[dict[Any, Any] | None, bool]:
-    """The format-2 form of a session (None when it has a non-str key), and whether every
-    top-level value is a plain scalar (then msgspec may write it)."""
-    out: dict[Any, Any] = {}
-    plain = True
-    for key, value in session.items():
-        if type(key) is not str:
-            return None, False
-        kind = type(value)
-        if kind is str:
-            ext = _VALUE_EXT.get(value)
-            if ext is not None:
-                value = ext
-            elif _is_hex(value):
-                value = msgspec.msgpack.Ext(_HEX_VALUE, bytes.fromhex(value))
-        elif kind not in _PLAIN_SCALARS:
-            plain = False
-        out[_KEY_INDEX.get(key, key)] = value
-    if not plain:  # for msgpack
-        for key, value in out.items():
-            if type(value) is msgspec.msgpack.Ext:
-                out[key] = msgpack.ExtType(value.code, value.data)
-    return out, plain
-
-
-def _ext_hook(code: int, data: memoryview) -> Any:
-    if code == _TABLE_VALUE and len(data) == 1 and data[0] < len(VALUE_TABLE):
-        return VALUE_TABLE[data[0]]
-    if code == _HEX_VALUE:
-        return data.hex()
-    raise CorruptSession(f"unknown msgpack ext type {code}")
-
-
 def _no_ext(code: int, data: memoryview) -> Any:
     raise CorruptSession(f"unknown msgpack ext type {code} in format 1")
-
-
-def _expand(compact: dict[Any, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in compact.items():
-        if type(key) is int:
-            if not 0 <= key < len(KEY_TABLE):
-                raise CorruptSession(f"key index {key} outside the static table")
-            key = KEY_TABLE[key]
-        out[key] = value
-    return out
 
 
 # Shared by every thread: msgspec keeps no state between calls. Timestamps (ext -1) load
 # as aware UTC datetimes, map keys may be any msgpack value, and an array used as a key
 # (a tuple or frozenset key) loads as a tuple.
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODERS = {PLAIN: msgspec.msgpack.Decoder(ext_hook=_no_ext), COMPACT: msgspec.msgpack.Decoder(ext_hook=_ext_hook)}
+_DECODERS = {PLAIN: msgspec.msgpack.Decoder(ext_hook=_no_ext), COMPACT: msgspec.msgpack.Decoder(ext_hook=ext_hook)}
 
 
 def _pack(value: Any, plain: bool) -> bytes:
@@ -201,9 +115,9 @@ class Codec:
             self._decompressors[self.codec_id] = self.compression.decompress
 
     def encode(self, session: Mapping[str, Any], expires_at: int | None = None) -> bytes:
-        compact, plain = _compact(session)
+        compacted, plain = compact(session)
         try:
-            payload = _pack(session if compact is None else compact, plain)
+            payload = _pack(session if compacted is None else compacted, plain)
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnencodableSession(_explain(session, exc)) from exc
         if len(payload) > self.max_size:
@@ -217,7 +131,7 @@ class Codec:
             compressed = self.compression.compress(payload)
             if len(compressed) < len(payload):
                 payload, codec_id = compressed, self.codec_id
-        header = (PLAIN if compact is None else COMPACT) << 4 | codec_id
+        header = (PLAIN if compacted is None else COMPACT) << 4 | codec_id
         if expires_at is None:
             return bytes((header,)) + payload
         return bytes((header | HAS_EXPIRY,)) + _EXPIRY.pack(expires_at) + payload
@@ -238,15 +152,18 @@ class Codec:
             elif len(payload) > self.max_size:
                 raise Oversized(self.max_size)
             session = _DECODERS[version].decode(payload)
-        except CorruptSession:
-            raise
+        except (CorruptSession, TableError) as exc:
+            raise CorruptSession(str(exc)) from None
         except Oversized:
             raise CorruptSession(f"payload over {self.max_size:,} bytes (MAX_SESSION_BYTES)") from None
         except Exception as exc:  # every decompressor and msgpack has its own errors
             raise CorruptSession(f"undecodable payload ({type(exc).__name__}: {exc})") from exc
         if not isinstance(session, dict):
             raise CorruptSession(f"payload is a {type(session).__name__}, not a map")
-        return (_expand(session) if version == COMPACT else session), expires_at
+        try:
+            return (expand(session) if version == COMPACT else session), expires_at
+        except TableError as exc:
+            raise CorruptSession(str(exc)) from None
 
     def _decompressor(self, codec_id: int) -> compression.Decompress:
         try:

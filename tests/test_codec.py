@@ -298,11 +298,12 @@ def test_values_written_with_msgpack_load_with_msgspec():
 
 
 def test_a_logged_in_session_is_written_by_msgspec_as_msgpack_wrote_it():
-    from cache_sessions.codec import _compact, _pack, _packb
+    from cache_sessions.codec import _pack, _packb
+    from cache_sessions.compact import compact
 
-    compact, plain = _compact(LOGGED_IN)
+    compacted, plain = compact(LOGGED_IN)
     assert plain
-    assert _pack(compact, plain) == _packb(compact)
+    assert _pack(compacted, plain) == _packb(compacted)
 
 
 class Colour(enum.Enum):

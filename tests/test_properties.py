@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.msgpack import Ext
 
-from cache_sessions.codec import _ENCODER, KEY_TABLE, VALUE_TABLE, Codec, UnencodableSession, _compact, _pack, _packb
+from cache_sessions.codec import _ENCODER, Codec, UnencodableSession, _pack, _packb
+from cache_sessions.compact import KEY_TABLE, VALUE_TABLE, compact
 
 UTC = datetime.UTC
 
@@ -96,8 +97,8 @@ def test_msgspec_writes_the_bytes_msgpack_writes(session):
     """Wherever msgpack can store a session, msgspec's bytes are msgpack's (nested values
     included, though the codec hands msgspec only sessions of top-level scalars), and the
     codec's packing is msgpack's, or refuses what msgpack refuses."""
-    compact, plain = _compact(session)
-    value = session if compact is None else compact
+    compacted, plain = compact(session)
+    value = session if compacted is None else compacted
     try:
         expected = _packb(value)
     except (TypeError, ValueError, OverflowError):
