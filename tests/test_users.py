@@ -314,3 +314,18 @@ def test_records_that_do_not_fit_this_storage_mode_are_skipped(site):
     assert len(users.user_sessions(alice)) == 1
     assert users.revoke_all_sessions(alice) == 1
     assert laptop.get("/whoami").json() == {"user": None}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_revoke_one_and_all(site):
+    alice = await User.objects.aget(username="alice")
+    laptop, phone = AsyncClient(HTTP_USER_AGENT=FIREFOX), AsyncClient(HTTP_USER_AGENT=IPHONE)
+    for client in (laptop, phone):
+        await client.get("/alogin", {"u": "alice"})
+    listed = await users.auser_sessions(alice, current=laptop.cookies["sessionid"].value)
+    [other] = [s for s in listed if not s.current]
+    assert not await users.arevoke_session(alice, "not-an-id")
+    assert await users.arevoke_session(alice, other.id)
+    assert (await phone.get("/whoami")).json() == {"user": None}
+    assert await users.arevoke_all_sessions(alice) == 1
+    assert (await laptop.get("/whoami")).json() == {"user": None}
