@@ -13,10 +13,16 @@ time the request would save it.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.test import AsyncClient, Client, override_settings
+from django.urls import path
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
@@ -33,6 +39,37 @@ USER = {"_auth_user_id": "42", "cart": [1, 2, 3]}
 LOAD = {"string": "GET", "hash": "HGET"}
 SAVE = {"string": "SET", "hash": "EVALSHA"}
 WRITES = ("set", "evalsha", "eval", "del", "unlink", "hset", "hdel", "expire", "getdel")
+
+
+def reads(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"cart": request.session.get("cart")})
+
+
+def writes(request: HttpRequest) -> HttpResponse:
+    request.session["seen"] = 1
+    return JsonResponse({"cart": request.session.get("cart")})
+
+
+def never(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+async def areads(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"cart": await request.session.aget("cart")})
+
+
+async def awrites(request: HttpRequest) -> HttpResponse:
+    await request.session.aset("seen", 1)
+    return JsonResponse({"cart": await request.session.aget("cart")})
+
+
+async def anever(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+VIEWS = {"reads": (reads, areads), "writes": (writes, awrites), "never": (never, anever)}
+urlpatterns = [path(f"sync/{name}", sync) for name, (sync, _) in VIEWS.items()]
+urlpatterns += [path(f"async/{name}", async_) for name, (_, async_) in VIEWS.items()]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +101,8 @@ def site(proxy: FaultProxy, mode: str, degraded_reads: bool, save_every: bool) -
     }
     return override_settings(
         CACHES={"default": LOCMEM, "sessions": alias},
+        MIDDLEWARE=["cache_sessions.middleware.SessionMiddleware"],
+        ROOT_URLCONF=__name__,
         SESSION_SAVE_EVERY_REQUEST=save_every,
     )
 
@@ -78,6 +117,98 @@ def stored_user() -> str:
 
 def snapshot(redis: Redis) -> dict[bytes, bytes]:
     return {key: redis.dump(key) for key in redis.scan_iter()}
+
+
+def request(handler: str, method: str, view: str, key: str) -> Any:
+    """One request with the user's cookie, through the WSGI or the ASGI handler."""
+    url = f"/{handler}/{view}"
+    if handler == "sync":
+        client = Client(raise_request_exception=False)
+        client.cookies[settings.SESSION_COOKIE_NAME] = key
+        return getattr(client, method)(url)
+
+    async def asgi() -> Any:
+        client = AsyncClient(raise_request_exception=False)
+        client.cookies[settings.SESSION_COOKIE_NAME] = key
+        return await getattr(client, method)(url)
+
+    return asyncio.run(asgi())  # a loop of its own: the handler runs in it, as under an ASGI server
+
+
+def expected_answer(degraded_reads: bool, save_every: bool, method: str, view: str, down_during: str) -> str:
+    loads = view != "never" or save_every
+    saves = view == "writes" or save_every
+    if down_during == "load":
+        if not loads:
+            return "page"  # the store was never asked
+        return "degraded" if degraded_reads and method == "get" else "503"
+    return "503" if saves else "page"  # a save that failed is a 503, whatever the method
+
+
+CELLS = [
+    pytest.param(*cell, id="-".join(str(part) for part in cell))
+    for cell in itertools.product(
+        ["sync", "async"],
+        ["degraded", "strict"],
+        ["every", "modified"],
+        ["get", "post"],
+        ["reads", "writes", "never"],
+        ["load", "save"],
+    )
+    if cell[3] == "get" or cell[4] == "writes"  # a POST only to write
+]
+
+
+@pytest.mark.parametrize(("handler", "reads_mode", "saving", "method", "view", "down_during"), CELLS)
+def test_a_store_down_during_a_request(server, proxy, mode, handler, reads_mode, saving, method, view, down_during):
+    degraded_reads, save_every = reads_mode == "degraded", saving == "every"
+    direct = Redis(port=server.port)
+    with site(proxy, mode, degraded_reads, save_every):
+        proxy.pass_through()
+        direct.flushdb()
+        key = stored_user()
+        before = snapshot(direct)
+        direct.config_resetstat()
+        proxy.cut_at(LOAD[mode] if down_during == "load" else SAVE[mode])
+        response = request(handler, method, view, key)
+        proxy.pass_through()
+        assert snapshot(direct) == before
+        written = [name for name in WRITES if f"cmdstat_{name}" in direct.info("commandstats")]
+        assert written == []  # not even the same bytes again
+        assert SessionStore(key).load() == USER
+    answer = expected_answer(degraded_reads, save_every, method, view, down_during)
+    assert settings.SESSION_COOKIE_NAME not in response.cookies  # neither set nor deleted
+    if answer == "503":
+        assert response.status_code == 503
+        assert response["Retry-After"] == "5"
+        assert "no-store" in response["Cache-Control"]
+        return
+    assert response.status_code == 200
+    if answer == "degraded":
+        assert "no-store" in response["Cache-Control"]
+    if view != "never":  # an empty stand-in makes the user look logged out, for this page only
+        assert response.json() == {"cart": None if answer == "degraded" else USER["cart"]}
+
+
+@pytest.mark.parametrize("handler", ["sync", "async"])
+def test_a_load_that_times_out_then_a_store_that_answers_again(server, proxy, mode, handler):
+    """Issue 18's report: DEGRADED_READS and SESSION_SAVE_EVERY_REQUEST, a GET whose view
+    never touches the session, the load at the end of the request times out, Redis
+    answers the save: the degraded page, and the user's session as it was."""
+    direct = Redis(port=server.port)
+    with site(proxy, mode, degraded_reads=True, save_every=True):
+        proxy.pass_through()
+        key = stored_user()
+        before = snapshot(direct)
+        proxy.hang_at(LOAD[mode])
+        response = request(handler, "get", "never", key)
+        proxy.pass_through()
+        assert proxy.hung
+        assert snapshot(direct) == before
+        assert SessionStore(key).load() == USER
+    assert response.status_code == 200
+    assert settings.SESSION_COOKIE_NAME not in response.cookies
+    assert "no-store" in response["Cache-Control"]
 
 
 # The store itself: a stand-in session writes nothing, whichever call gets to the store ----
