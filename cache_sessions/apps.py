@@ -6,4 +6,4 @@ class CacheSessionsConfig(AppConfig):
     verbose_name = "Cache sessions"
 
     def ready(self) -> None:
-        from . import checks, topology_checks  # noqa: F401  (registers the system checks)
+        from . import checks, middleware_checks, topology_checks  # noqa: F401  (registers the system checks)

@@ -9,7 +9,7 @@ never pretends the session is empty, which would log the user out. It
 remembers the failure in ``unavailable`` so that ``middleware.py`` can answer
 503 instead of 500, and, when that middleware allows it for a request that
 only reads (``DEGRADED_READS``), loads as an empty *read-only* session that
-is never saved and never touches the cookie.
+writes nothing (save, create, delete raise) and never touches the cookie.
 
 With ``MIGRATE_FROM`` on the alias, a valid key that is not in Redis is
 looked up in the old store and moved here (``migration.py``): only on a
@@ -158,11 +158,11 @@ class SessionStore(SessionBase):
             if isinstance(presaved, UpdateError):
                 raise presaved
             return
-        self._refuse_if_degraded()
         self._load_foreign()
         if self.session_key is None:
             return self.create()
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
+        self._refuse_if_degraded()  # after the load, which is what finds the store unavailable
         ttl = self._ttl(session)
         storage = self._storage
         if user_index.entry_due(self, session, must_create):  # first the index entry: never a session it misses
@@ -180,8 +180,8 @@ class SessionStore(SessionBase):
         return loaded is not None and not self.degraded and user_index.entry_due(self, loaded, False)
 
     def _refuse_if_degraded(self) -> None:
+        # A stand-in is read-only: no save over the real session, no create (cycle_key), no delete.
         if self.degraded:
-            # Whatever this request put in its stand-in session must not replace the real one.
             assert self.unavailable is not None
             raise self.unavailable
 
@@ -192,6 +192,7 @@ class SessionStore(SessionBase):
         return int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
 
     def delete(self, session_key: str | None = None) -> None:
+        self._refuse_if_degraded()
         session_key = self._key_to_delete(session_key)
         if session_key is None:
             return
@@ -256,12 +257,12 @@ class SessionStore(SessionBase):
         raise RuntimeError(f"No free session key after {MAX_CREATE_ATTEMPTS} attempts.")
 
     async def asave(self, must_create: bool = False) -> None:
-        self._refuse_if_degraded()
         if self.session_key is not None and not keys.is_valid_session_key(self.session_key):
             await self._aget_session()  # type: ignore[attr-defined]  # a signed-cookie session: moved first
         if self.session_key is None:
             return await self.acreate()
         session = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
+        self._refuse_if_degraded()
         ttl = self._ttl(session)
         storage = self._storage
         if user_index.entry_due(self, session, must_create):
@@ -274,6 +275,7 @@ class SessionStore(SessionBase):
             raise UpdateError
 
     async def adelete(self, session_key: str | None = None) -> None:
+        self._refuse_if_degraded()
         session_key = self._key_to_delete(session_key)
         if session_key is None:
             return

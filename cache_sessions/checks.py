@@ -22,7 +22,8 @@ check never crashes: whatever goes wrong while checking is itself reported.
 - W006 (``check --deploy`` only) the alias has no socket timeouts, so a
   Redis that stops answering would hold every request forever.
 
-E005, W009 (partitioned aliases) and W010 (Sentinel) are in ``topology_checks.py``.
+E005, W009 (partitioned aliases) and W010 (Sentinel) are in ``topology_checks.py``;
+E006 (two session middlewares) in ``middleware_checks.py``.
 """
 
 from __future__ import annotations

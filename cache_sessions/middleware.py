@@ -11,9 +11,20 @@ logged out for that one page): it is never saved, the cookie is left as it
 is, and the response is marked uncacheable, so the user's real session is
 there again on the first request after Redis is back.
 
+A session about to be saved at the end of a request (modified, or
+``SESSION_SAVE_EVERY_REQUEST``) and not loaded yet is loaded first, on its
+own: a store that fails that load gives the degraded page (or the 503), never
+a save of what the failed load left. The engine refuses such writes too
+(``backend.py``), whatever calls them.
+
 Under ASGI it is natively async: Django's own middleware runs its
 ``process_response`` (and so the session's ``save()``) in a worker thread,
-while this one saves with ``asave()`` on ``redis.asyncio`` in the event loop.
+while this one loads and saves with ``aload()``/``asave()`` on
+``redis.asyncio`` in the event loop, every save included (those of
+``SESSION_SAVE_EVERY_REQUEST`` and of a due "last seen" record), so
+Django's ``process_response`` is left with no I/O to do.
+
+Keep it the only session middleware (system check ``cache_sessions.E006``).
 """
 
 from __future__ import annotations
@@ -35,30 +46,71 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
+    # Both paths do the same steps at the end of a request: load the session if it is about
+    # to be saved and nothing loaded it yet (so a store that is down gives the degraded page
+    # or a 503 before anything is written), mark it for saving if its index record is due,
+    # then save. The sync path leaves the save to Django's process_response; the async path
+    # does every step with I/O natively first, so process_response has no I/O left to do.
+
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         self.process_request(request)  # no I/O: a store with a key, nothing loaded yet
         response: HttpResponse = await self.get_response(request)  # type: ignore[misc]
         session = request.session
-        if isinstance(session, SessionStore) and self._will_save(request, response):
+        if isinstance(session, SessionStore) and not self._store_failed(session, response):
             try:
-                await session.asave()
+                if self._load_due(session):
+                    await session._aget_session()  # type: ignore[attr-defined]  # Django's, not in its stubs
+                self._refresh_index(session)
+                if self._will_save(session, response):
+                    await self._presave(session)
             except SessionStoreUnavailable as exc:
                 return self.unavailable(request, exc)
-            except UpdateError as exc:
-                session.presaved = exc  # process_response's save() raises it, as Django expects
-            else:
-                session.presaved = True  # process_response's save() has nothing left to do
-        elif isinstance(session, SessionStore) and settings.SESSION_SAVE_EVERY_REQUEST and session.session_key:
-            await session._aget_session()  # type: ignore[attr-defined]  # loaded here, not by a blocking call
-        return self.process_response(request, response)
+        return self._respond(request, response)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        session = getattr(request, "session", None)
+        if isinstance(session, SessionStore) and not self._store_failed(session, response):
+            try:
+                if self._load_due(session):
+                    session._get_session()  # type: ignore[attr-defined]
+            except SessionStoreUnavailable as exc:
+                return self.unavailable(request, exc)
+            self._refresh_index(session)
+        return self._respond(request, response)
 
     @staticmethod
-    def _will_save(request: HttpRequest, response: HttpResponse) -> bool:
+    def _store_failed(session: SessionStore, response: HttpResponse) -> bool:
+        """The store failed the view (a 500): the answer is a 503, with no more I/O."""
+        return session.unavailable is not None and response.status_code == 500
+
+    @staticmethod
+    def _load_due(session: SessionStore) -> bool:
+        """Whether Django's process_response would load the session (to save it) if not done here."""
+        saving = session.modified or settings.SESSION_SAVE_EVERY_REQUEST
+        return bool(saving and session.session_key is not None and not hasattr(session, "_session_cache"))
+
+    @staticmethod
+    def _refresh_index(session: SessionStore) -> None:
+        """USER_SESSIONS: a request that used a session whose "last seen" is older than
+        USER_SESSION_SEEN_EVERY saves it (and so its index entry), even if it only read it."""
+        if session.index_entry_due():
+            session.modified = True
+
+    @staticmethod
+    def _will_save(session: SessionStore, response: HttpResponse) -> bool:
         """Whether Django's ``process_response`` is about to save the session."""
-        session: Any = request.session
         if session.degraded or response.status_code >= 500:
             return False
         return bool((session.modified or settings.SESSION_SAVE_EVERY_REQUEST) and not session.is_empty())
+
+    @staticmethod
+    async def _presave(session: SessionStore) -> None:
+        try:
+            await session.asave()
+        except UpdateError as exc:
+            session.presaved = exc  # process_response's save() raises it, as Django expects
+        else:
+            session.presaved = True  # process_response's save() has nothing left to do
 
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
@@ -70,29 +122,20 @@ class SessionMiddleware(DjangoSessionMiddleware):
             if options.user_sessions and options.user_session_metadata:
                 session.request_meta = user_index.request_meta(request)
 
-    @staticmethod
-    def _refresh_index(session: Any) -> None:
-        """USER_SESSIONS: a request that used a session whose "last seen" is older than
-        USER_SESSION_SEEN_EVERY saves it (and so its index entry), even if it only read it."""
-        if isinstance(session, SessionStore) and session.index_entry_due():
-            session.modified = True
-
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def _respond(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """Django's process_response (the save, the cookie), or the answer for a store that failed."""
         session: Any = getattr(request, "session", None)
-        if not getattr(session, "presaved", False):  # (the async path has refreshed and saved already)
-            self._refresh_index(session)
+        failure = getattr(session, "unavailable", None)
+        if failure is not None and response.status_code == 500:  # the view (or a middleware) hit it
+            return self.unavailable(request, failure, response)
         if getattr(session, "degraded", False):
             patch_vary_headers(response, ("Cookie",))
             add_never_cache_headers(response)
             return response  # no save, no Set-Cookie: the real session is untouched
         try:
-            response = super().process_response(request, response)
+            return super().process_response(request, response)
         except SessionStoreUnavailable as exc:  # the save at the end of the request
             return self.unavailable(request, exc)
-        failure = getattr(session, "unavailable", None)
-        if failure is not None and response.status_code == 500:  # the view (or a middleware) hit it
-            return self.unavailable(request, failure, response)
-        return response
 
     def unavailable(
         self, request: HttpRequest, exc: SessionStoreUnavailable, response: HttpResponse | None = None

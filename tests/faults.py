@@ -7,6 +7,10 @@
     proxy.drop_reply("SET")           # the next SET runs on the server, then its connection is
                                       # closed before the client hears the reply
     proxy.delay_reply("SET", 1.0)     # the next SET runs at once; its reply comes 1 s late
+    proxy.hang_at("SET")              # the next SET never reaches the server, nor does anything
+                                      # after it on that connection; nothing is answered
+    proxy.cut_at("SET")               # the next SET never reaches the server: its connection is
+                                      # closed at once (with what else it sent in the same write)
     proxy.blackhole()                 # accepts connections, never answers (commands never run)
     proxy.refuse()                    # closes the listener and every connection: "connection refused"
     proxy.pass_through()              # back to normal (listening again on the same port)
@@ -89,6 +93,8 @@ def command(name: str) -> Matcher:
 class Fault:
     matches: Matcher
     delay: float | None  # None: drop the reply and close the connection
+    hang: bool = False  # the command is swallowed, and the connection hangs from it on
+    cut: bool = False  # the command is swallowed, and the connection closed
 
 
 class Link:
@@ -98,6 +104,7 @@ class Link:
         self.proxy, self.client, self.server = proxy, client, server
         self.pending: deque[Fault | None] = deque()  # one entry per request sent, in order
         self.closed = threading.Event()
+        self.hung = False
         for pump in (self.requests, self.replies):
             threading.Thread(target=pump, daemon=True).start()
 
@@ -107,9 +114,18 @@ class Link:
             messages, buf = split_messages(buf + data)
             forward = []
             for message in messages:
-                if self.proxy.blackholed:
+                if self.proxy.blackholed or self.hung:
                     continue  # swallowed: never reaches the server
-                self.pending.append(self.proxy.take_fault(request_args(message)))
+                fault = self.proxy.take_fault(request_args(message))
+                if fault is not None and fault.cut:
+                    self.proxy.cut += 1
+                    self.close()
+                    return
+                if fault is not None and fault.hang:
+                    self.hung = True  # and what follows it too: replies must not shift onto it
+                    self.proxy.hung += 1
+                    continue
+                self.pending.append(fault)
                 forward.append(message)
             if forward and not self.send(self.server, b"".join(forward)):
                 break
@@ -167,6 +183,8 @@ class FaultProxy:
         self.blackholed = False
         self.dropped = 0  # replies dropped so far
         self.delayed = 0  # replies delayed so far
+        self.hung = 0  # connections hung so far
+        self.cut = 0  # connections cut so far
         self._faults: list[Fault] = []
         self._links: set[Link] = set()
         self._lock = threading.Lock()
@@ -186,6 +204,15 @@ class FaultProxy:
     def delay_reply(self, matches: str | Matcher, seconds: float) -> None:
         """The next matching command runs at once; its reply is held back ``seconds``."""
         self._arm(Fault(command(matches) if isinstance(matches, str) else matches, seconds))
+
+    def hang_at(self, matches: str | Matcher) -> None:
+        """The next matching command never reaches the server, and neither does anything sent
+        after it on its connection: the client times out. Other connections work."""
+        self._arm(Fault(command(matches) if isinstance(matches, str) else matches, None, hang=True))
+
+    def cut_at(self, matches: str | Matcher) -> None:
+        """The next matching command never reaches the server: its connection is closed at once."""
+        self._arm(Fault(command(matches) if isinstance(matches, str) else matches, None, cut=True))
 
     def blackhole(self) -> None:
         """Accept connections and requests, answer nothing (requests never reach the server)."""

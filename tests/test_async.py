@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, override_settings
 from django.urls import path
 
-from cache_sessions import aio, facts
+from cache_sessions import aio, facts, user_index
 from cache_sessions.backend import SessionStore
 from cache_sessions.embedded import RedisServer
 from tests.configs import HASH, STRING, _config
@@ -241,6 +241,31 @@ async def test_the_async_middleware_saves_natively(mode, middleware):
     else:
         assert sent.round_trips - sent.asyncio == 1  # the save, through a sync connection...
         assert len(sent.threads) == 2  # ...from a worker thread
+
+
+async def test_a_last_seen_refresh_under_asgi_is_saved_natively(mode):
+    """USER_SESSIONS: a request that only reads a session whose index record is due saves
+    it. Under ASGI that save is asave() in the loop, like every other: no sync save(), no
+    blocking Redis call on the loop's thread."""
+    alias = _config(5, **mode, USER_SESSIONS=True)
+    with override_settings(
+        CACHES={"default": LOCMEM, "sessions": alias},
+        MIDDLEWARE=["cache_sessions.middleware.SessionMiddleware"],
+        ROOT_URLCONF=__name__,
+    ):
+        key = await stored_session()
+        session = SessionStore(key)
+        data = dict(await session.aitems())
+        last_written = int(time.time()) - 901  # as if written over USER_SESSION_SEEN_EVERY ago
+        await session._storage.aupdate(key, {**data, user_index.MARK: last_written}, 3600)
+        client = AsyncClient()
+        client.cookies["sessionid"] = key
+        with sent_by_clients() as sent:
+            assert (await client.get("/show")).status_code == 200
+        refreshed = dict(await SessionStore(key).aitems())
+    assert refreshed[user_index.MARK] > last_written  # the record was rewritten
+    assert sent.round_trips == sent.asyncio == 3  # load, the index record, the save: all native...
+    assert sent.threads == {threading.get_ident()}  # ...and all from the loop's thread
 
 
 def test_native_async_on_a_unix_socket():

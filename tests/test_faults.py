@@ -89,6 +89,35 @@ def test_blackhole_never_answers(proxy, server):
     assert client(proxy.port).set("swallowed", 1)
 
 
+def test_hang_at_swallows_one_command_and_hangs_its_connection_only(proxy, server):
+    redis = client(proxy.port, socket_timeout=0.2)
+    redis.ping()
+    proxy.hang_at("SET")
+    pipe = redis.pipeline(transaction=False)
+    pipe.get("before")
+    pipe.set("hung", 1)
+    pipe.set("after", 1)  # on the hung connection: swallowed too, so no reply lands on the wrong command
+    with pytest.raises(RedisTimeoutError):
+        pipe.execute()
+    assert proxy.hung == 1
+    assert client(server.port).mget("hung", "after") == [None, None]
+    assert redis.set("hung-then", 1)  # one-shot: a new connection works
+    assert client(server.port).get("hung-then") == b"1"
+
+
+def test_cut_at_closes_the_connection_before_the_command_runs(proxy, server):
+    redis = client(proxy.port)
+    redis.ping()
+    proxy.cut_at("SET")
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        redis.set("cut", 1)
+    assert time.monotonic() - started < 0.9  # at once, not after a timeout
+    assert proxy.cut == 1
+    assert client(server.port).get("cut") is None  # it never ran
+    assert redis.set("cut-then", 1)  # one-shot: a new connection works
+
+
 def test_refuse_then_listen_again_on_the_same_port(proxy):
     redis = client(proxy.port)
     redis.ping()

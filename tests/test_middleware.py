@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.conf import settings
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
+
+from cache_sessions.middleware import SessionMiddleware as CacheSessionMiddleware
+from cache_sessions.middleware_checks import check_session_middleware
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -78,3 +85,45 @@ def test_bad_or_unknown_cookie_gets_a_fresh_session(SessionStore, redis, cookie)
     new_key = response.cookies[settings.SESSION_COOKIE_NAME].value
     assert new_key != cookie
     assert SessionStore(new_key)["n"] == 1
+
+
+# Two session middlewares: each saves the session (cache_sessions.E006) --------------
+
+OURS = "cache_sessions.middleware.SessionMiddleware"
+DJANGOS = "django.contrib.sessions.middleware.SessionMiddleware"
+AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+class HeaderSessionMiddleware(SessionMiddleware):
+    """A third-party session middleware: a subclass of Django's, as they usually are."""
+
+
+class OursExtended(CacheSessionMiddleware):
+    """A site's own subclass of ours: still the one session middleware."""
+
+
+@pytest.mark.parametrize(
+    ("middleware", "reported"),
+    [
+        ([OURS, AUTH], False),
+        ([DJANGOS, AUTH], False),
+        ([f"{__name__}.OursExtended", AUTH], False),
+        ([DJANGOS, OURS, AUTH], True),
+        ([OURS, AUTH, DJANGOS], True),
+        ([OURS, f"{__name__}.HeaderSessionMiddleware"], True),
+        ([OURS, OURS], True),
+        ([OURS, "no.such.Middleware"], False),  # Django reports a bad path itself; the check does not crash
+    ],
+)
+def test_a_second_session_middleware_is_reported(middleware, reported):
+    with override_settings(MIDDLEWARE=middleware):
+        messages = check_session_middleware()
+    assert [message.id for message in messages] == (["cache_sessions.E006"] if reported else [])
+    if reported:
+        assert messages[0].is_serious()
+        assert "twice" in messages[0].msg and OURS in messages[0].hint
+
+
+def test_manage_py_check_fails_with_two_session_middlewares():
+    with override_settings(MIDDLEWARE=[DJANGOS, OURS]), pytest.raises(SystemCheckError, match="E006"):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
