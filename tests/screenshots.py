@@ -5,9 +5,11 @@
 
 Runs ``manage.py runserver`` as ``make demo`` does (embedded server, no
 ``REDIS_URL``) once per storage mode, then, as a person would: the home
-page, logging in as demo/demo, adding to the cart, the session page, logging
-out. Saves one PNG per step and checks each page shows what the step is
-about. Needs Debian's ``chromium`` (``apt-get install chromium``) and the
+page, logging in as demo/demo, adding to the cart, the session page, the
+devices page (with a second device logged in), logging out. Saves one PNG
+per step and checks each page shows what the step is about: on a desktop
+(1200 px wide) in each mode, and on a phone (390 x 844) in the first.
+Needs Debian's ``chromium`` (``apt-get install chromium``) and the
 ``playwright`` package (the ``[screenshots]`` extra), which drives the
 installed Chromium and downloads no browser of its own.
 """
@@ -25,8 +27,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cache_sessions.embedded import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "example_project"
 CHROMIUM_FLAGS = [
@@ -75,50 +81,84 @@ def demo_site(use_hash: bool, workdir: Path) -> Iterator[str]:
         process.wait(10)
 
 
+# The other device that logs in while the pages are taken, so that "Devices" lists two.
+OTHER_DEVICE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile Safari"
+# Where the pages are looked at: a desktop window, and a 390 x 844 CSS-pixel phone (an iPhone 12 to 15).
+DESKTOP = {"viewport": {"width": 1200, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
 def take(chromium: str, out: Path, modes: list[bool]) -> list[Path]:
-    from playwright.sync_api import expect, sync_playwright
+    """Every step on a desktop in each storage mode, and on a phone in the first mode."""
+    from playwright.sync_api import sync_playwright
 
     shots: list[Path] = []
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as workdir:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         for use_hash in modes:
-            suffix = "" if use_hash else "-string-mode"
             with demo_site(use_hash, Path(workdir)) as base_url:
-                page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-
-                def shot(name: str, page=page, suffix=suffix) -> None:
-                    path = out / f"{name}{suffix}.png"
-                    page.screenshot(path=str(path), full_page=True)
-                    shots.append(path)
-
-                page.goto(base_url + "/")
-                expect(page.locator("#intro")).to_contain_text("Log in")
-                shot("1-home")
-
-                page.fill("input[name=username]", "demo")
-                page.fill("input[name=password]", "demo")
-                page.click("button[type=submit]")
-                expect(page.locator("h1")).to_have_text("Hello demo")
-                shot("2-logged-in")
-
-                page.goto(base_url + "/cart/")
-                page.select_option("select[name=sku]", "MUG-02")
-                page.fill("input[name=qty]", "3")
-                page.click("button[value=add]")
-                expect(page.locator("#messages")).to_contain_text("Added Coffee mug (quantity 3) to the cart.")
-                expect(page.locator("#visits")).to_have_text("1")
-                shot("3-cart-after-add")
-
-                page.goto(base_url + "/session/")
-                expect(page.locator("#mode")).to_have_text("hash" if use_hash else "string")
-                expect(page.locator("#expires")).to_have_text(re.compile(r"in 13 days, 23 hours|in 14 days"))
-                shot("4-session")
-
-                page.click("nav button")
-                expect(page.locator("#messages")).to_contain_text("You are logged out")
-                shot("5-logged-out")
+                screens = [("", DESKTOP), ("-phone", PHONE)] if use_hash == modes[0] else [("", DESKTOP)]
+                for screen, context in screens:
+                    suffix = ("" if use_hash else "-string-mode") + screen
+                    shots += walk(browser, browser.new_context(**context).new_page(), base_url, out, suffix, use_hash)
         browser.close()
     return shots
+
+
+def walk(browser: Browser, page: Page, base_url: str, out: Path, suffix: str, use_hash: bool) -> list[Path]:
+    """A newcomer's steps, one PNG each, each checked to show what the step is about; logs out at the end."""
+    from playwright.sync_api import expect
+
+    shots: list[Path] = []
+
+    def shot(name: str) -> None:
+        path = out / f"{name}{suffix}.png"
+        page.screenshot(path=str(path), full_page=True)
+        shots.append(path)
+
+    page.goto(base_url + "/")
+    expect(page.locator("#intro")).to_contain_text("Log in")
+    shot("1-home")
+
+    log_in(page)
+    expect(page.locator("h1")).to_have_text("Hello demo")
+    shot("2-logged-in")
+
+    page.goto(base_url + "/cart/")
+    page.select_option("select[name=sku]", "MUG-02")
+    page.fill("input[name=qty]", "3")
+    page.click("button[value=add]")
+    expect(page.locator("#messages")).to_contain_text("Added Coffee mug (quantity 3) to the cart.")
+    expect(page.locator("#visits")).to_have_text("1")
+    shot("3-cart-after-add")
+
+    page.goto(base_url + "/session/")
+    expect(page.locator("#mode")).to_have_text("hash" if use_hash else "string")
+    expect(page.locator("#expires")).to_have_text(re.compile(r"in 13 days, 23 hours|in 14 days"))
+    shot("4-session")
+
+    other = browser.new_context(user_agent=OTHER_DEVICE)
+    other_page = other.new_page()
+    other_page.goto(base_url + "/")
+    log_in(other_page)
+    other.close()
+    page.goto(base_url + "/devices/")
+    expect(page.locator("table tr")).to_have_count(3)  # a header, this device and the other
+    expect(page.locator("table")).to_contain_text("just now")
+    shot("5-devices")
+    page.click("text=Log out all other devices")
+    expect(page.locator("#messages")).to_contain_text("Logged out of 1 other device.")
+
+    page.click("nav button")
+    expect(page.locator("#messages")).to_contain_text("You are logged out")
+    shot("6-logged-out")
+    return shots
+
+
+def log_in(page: Page) -> None:
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo")
+    page.click("form button[type=submit]")
 
 
 def main() -> None:

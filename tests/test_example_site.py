@@ -141,6 +141,8 @@ class Browser:
         self.base_url = base_url
         self.jar = CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.url = ""  # where the last request ended, after redirects
+        self.content_type = ""  # of the last response
 
     def cookie(self, name: str) -> str | None:
         return next((cookie.value for cookie in self.jar if cookie.name == name), None)
@@ -148,6 +150,7 @@ class Browser:
     def get(self, path: str) -> str:
         with self.opener.open(self.base_url + path, timeout=REQUEST_TIMEOUT) as response:
             assert response.status == 200, (path, response.status)
+            self.url, self.content_type = response.url, response.headers.get_content_type()
             return response.read().decode()
 
     def post(self, path: str, form_page: str, data: dict[str, str]) -> str:
@@ -156,6 +159,7 @@ class Browser:
         request = urllib.request.Request(self.base_url + path, data=body, method="POST")
         with self.opener.open(request, timeout=REQUEST_TIMEOUT) as response:
             assert response.status == 200, (path, response.status)
+            self.url, self.content_type = response.url, response.headers.get_content_type()
             return response.read().decode()
 
 
@@ -296,3 +300,93 @@ def test_log_out_other_devices(site: Site) -> None:
     assert devices.count("<tr>") == 2
     assert "Log in" in phone.get("/")  # the other device's next request is anonymous
     assert "Hello demo" in laptop.get("/")
+
+
+def log_in(browser: Browser, path: str = "/") -> str:
+    """Logs in as demo with the login form on ``path``; the page the form led to."""
+    return browser.post("/", browser.get(path), {"username": "demo", "password": "demo"})
+
+
+# One storage mode is enough where the page does not depend on it.
+hash_mode_only = pytest.mark.parametrize("site", ["1"], ids=["hash"], indirect=True)
+
+
+@hash_mode_only
+def test_every_page_fits_a_phone_and_has_an_icon(site: Site) -> None:
+    browser = Browser(site.base_url)
+    pages = [browser.get("/"), browser.get("/cart/"), browser.get("/session/")]
+    log_in(browser)
+    pages += [browser.get("/"), browser.get("/devices/")]
+    for page in pages:
+        # Without it a phone lays the page out 980 px wide and shrinks it, text and all.
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+        assert '<link rel="icon" href="/favicon.svg" type="image/svg+xml">' in page
+    icon = browser.get("/favicon.svg")
+    assert browser.content_type == "image/svg+xml"
+    assert re.match(r'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \d+ \d+"', icon), icon
+    # What a browser asks for when a page names no icon (or before it has read the page).
+    assert browser.get("/favicon.ico") == icon
+    assert browser.url == site.base_url + "/favicon.svg"
+
+
+@hash_mode_only
+def test_a_login_goes_where_the_user_was_headed(site: Site) -> None:
+    browser = Browser(site.base_url)
+    login_page = browser.get("/devices/")
+    assert browser.url == site.base_url + "/?next=/devices/"
+    assert "Log in to see where you are logged in." in login_page
+    assert '<input type="hidden" name="next" value="/devices/">' in login_page
+    devices = browser.post("/", login_page, {"username": "demo", "password": "demo", "next": "/devices/"})
+    assert browser.url == site.base_url + "/devices/"
+    assert "Where you are logged in" in devices
+    # A wrong password keeps where the user was headed.
+    browser = Browser(site.base_url)
+    with pytest.raises(urllib.error.HTTPError) as wrong:
+        browser.post("/", browser.get("/?next=/cart/"), {"username": "demo", "password": "x", "next": "/cart/"})
+    assert wrong.value.code == 400
+    assert '<input type="hidden" name="next" value="/cart/">' in wrong.value.read().decode()
+
+
+# Each is a page elsewhere, to a browser; one site serves them all (a site takes seconds to start).
+OFF_SITE = [
+    "https://evil.example/",
+    "//evil.example/",
+    "/\\evil.example/",
+    "\\\\evil.example",
+    "https:evil.example",
+    "javascript:alert(1)",
+    "http://127.0.0.1.evil.example/",
+    "/\t/evil.example",  # a browser drops the tab: //evil.example
+    "///evil.example",
+    " https://evil.example/",
+]
+
+
+@hash_mode_only
+def test_a_login_never_leaves_the_site(site: Site) -> None:
+    for next_url in OFF_SITE:
+        browser = Browser(site.base_url)
+        form_page = browser.get("/?" + urllib.parse.urlencode({"next": next_url}))
+        assert "evil" not in form_page and "javascript" not in form_page, next_url  # not carried in the form either
+        home = browser.post("/", form_page, {"username": "demo", "password": "demo", "next": next_url})
+        assert browser.url == site.base_url + "/", next_url
+        assert "Hello demo" in home
+
+
+def empty_cells(page: str) -> list[str]:
+    return re.findall(r"<t[hd][^>]*>\s*</t[hd]>", page)
+
+
+def test_devices_table_says_just_now_and_has_no_empty_column(site: Site) -> None:
+    laptop, phone = Browser(site.base_url), Browser(site.base_url)
+    log_in(laptop)
+    devices = laptop.get("/devices/")
+    assert "minutes ago" not in devices
+    assert devices.count(">just now</td>") == 2  # logged in, last seen
+    assert empty_cells(devices) == []
+    assert "<th>Log out</th>" not in devices  # nothing to log out but this one
+    log_in(phone)
+    devices = laptop.get("/devices/")
+    assert devices.count(">just now</td>") == 4
+    assert empty_cells(devices) == []
+    assert "<th>Log out</th>" in devices

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import datetime
 from pprint import pformat
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import REDIRECT_FIELD_NAME, authenticate, login, logout
+from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cache_sessions import users
 from cache_sessions.codec import CorruptSession, read_header
@@ -32,6 +35,7 @@ CART_NOTICE = "cart"
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     error = ""
+    next_url = _next_url(request)
     if request.method == "POST":
         user = authenticate(
             request,
@@ -40,10 +44,18 @@ def home(request: HttpRequest) -> HttpResponse:
         )
         if user is not None:
             login(request, user)  # cycles the session key: the old one is deleted from Redis
-            return redirect("home")
+            return redirect(next_url or "home")
         error = "Wrong username or password."
-    context = {"error": error, "hash_mode": _options().get("USE_HASH", True)}
+    context = {"error": error, "hash_mode": _options().get("USE_HASH", True), "next": next_url}
     return render(request, "shop/home.html", context, status=400 if error else 200)
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where the login form was asked to lead (``?next=``), if that is a page of this site; else ``""``."""
+    next_url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return next_url
+    return ""
 
 
 def _options() -> dict[str, Any]:
@@ -158,7 +170,7 @@ def devices(request: HttpRequest) -> HttpResponse:
     """Where you are logged in (cache_sessions' USER_SESSIONS), and logging out elsewhere."""
     if not request.user.is_authenticated:
         messages.info(request, "Log in to see where you are logged in.")
-        return redirect("home")
+        return redirect_to_login(request.get_full_path(), reverse("home"))
     if request.method == "POST":
         if request.POST.get("action") == "others":
             ended = users.revoke_other_sessions(request)
@@ -172,13 +184,17 @@ def devices(request: HttpRequest) -> HttpResponse:
             "current": s.current,
             "device": s.user_agent or "unknown",
             "ip": s.ip or "-",
-            "created": _datetime(s.created),
-            "last_seen": _datetime(s.last_seen),
+            "created": redis_info.ago(s.created) if s.created else "-",
+            "last_seen": redis_info.ago(s.last_seen) if s.last_seen else "-",
         }
         for s in users.user_sessions(request.user, current=request)
     ]
-    return render(request, "shop/devices.html", {"sessions": rows})
+    context = {"sessions": rows, "others": any(not row["current"] for row in rows)}
+    return render(request, "shop/devices.html", context)
 
 
-def _datetime(timestamp: int | None) -> datetime.datetime | None:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC) if timestamp else None
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The tab's icon, served by the site itself: it works with DEBUG off, where runserver serves no static files."""
+    return render(request, "shop/favicon.svg", content_type="image/svg+xml")
