@@ -234,9 +234,11 @@ def test_a_sentinel_keeps_the_settings_another_is_built_from():
 
 
 def test_sentinel_kwargs_hold_plain_settings_and_at_most_a_retry():
-    """``follower.follower_for`` groups pools by their sentinels and ``sentinel_kwargs``, and a
-    ``Follower`` connects with ``Redis(host, port, **sentinel_kwargs)``. redis-py 8.2 added a
-    ``retry`` (a ``Retry`` object, a new one per ``Sentinel``); anything else must be plain data."""
+    """``follower.follower_for`` tells Sentinel groups apart by their addresses and the plain
+    settings of ``sentinel_kwargs``, and a ``Follower`` connects with ``Redis(host, port,
+    **sentinel_kwargs)``. What redis-py puts there itself is plain data and, since 8.2, a
+    ``retry`` (a new ``Retry`` per ``Sentinel``, which broke grouping by ``repr``): another
+    object there needs a look (does it tell groups apart?)."""
     group = sentinels.group()
     for given in (None, {"socket_timeout": 2.0}, {"password": None, "socket_keepalive": True}):
         kwargs = Sentinel(group.addresses, sentinel_kwargs=given, socket_timeout=1.0).sentinel_kwargs
@@ -248,13 +250,21 @@ def test_sentinel_kwargs_hold_plain_settings_and_at_most_a_retry():
 
 
 def test_the_sentinels_describe_a_primary_as_newest_sentinel_reads_it():
-    """``NewestSentinel.discover_master`` reads ``sentinel_masters()`` of each sentinel and keeps
-    the state with the highest ``config-epoch`` that ``check_master_state`` accepts."""
+    """``NewestSentinel.discover_master`` asks each sentinel for the service's state (a dict
+    with its ``config-epoch``, which ``check_master_state`` accepts) and for its primary's
+    address, with ``SENTINEL MASTERS`` or in a pipeline (``SENTINEL MASTER`` and
+    ``GET-MASTER-ADDR-BY-NAME``)."""
     manager = Sentinel(sentinels.group().addresses, socket_timeout=2)
-    state = manager.sentinels[0].sentinel_masters()[sentinels.SERVICE]
-    assert {"ip", "port", "config-epoch"} <= set(state)
-    assert int(state["config-epoch"]) >= 0
-    assert manager.check_master_state(state, sentinels.SERVICE)
+    sentinel = manager.sentinels[0]
+    listed = sentinel.sentinel_masters()[sentinels.SERVICE]
+    assert {"ip", "port", "config-epoch"} <= set(listed)
+    pipe = sentinel.pipeline(transaction=False)
+    pipe.sentinel_master(sentinels.SERVICE)
+    pipe.sentinel_get_master_addr_by_name(sentinels.SERVICE)
+    state, (host, port) = pipe.execute(raise_on_error=False)
+    assert int(state["config-epoch"]) >= 0 and manager.check_master_state(state, sentinels.SERVICE)
+    assert (host.decode() if isinstance(host, bytes) else host, int(port)) == (listed["ip"], listed["port"])
+    sentinel.close()
 
 
 class Pointing(Sentinel):
