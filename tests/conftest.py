@@ -49,10 +49,6 @@ def use_tz(request: pytest.FixtureRequest) -> Iterator[bool]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    import django
+    from tests import versions
 
-    from tests.servers import standalone
-
-    server = standalone()
-    version = ".".join(map(str, server.version()))
-    return [f"server: {server.family().capitalize()} {version} ({server.binary}); Django {django.get_version()}"]
+    return [f"versions: {versions.line()}"]
