@@ -1,27 +1,32 @@
 """The index of users' sessions (``OPTIONS["USER_SESSIONS"]``): its format, and the
-calls that keep it (``backend.py`` sends them; ``users.py`` reads them for the API).
+calls that keep it (``backend.py`` and ``migration.py`` send them; ``users.py``
+reads them for the API; ``backfill.py`` fills it for sessions older than it).
 
 The index is bucketed like hash-mode sessions, for the same reason (a Redis key
 costs ~100 bytes of bookkeeping): a user is a field (8 bytes of BLAKE2b of the
 user id) of a user bucket ``<KEY_PREFIX>:s<VERSION>:u{<crc32 of the id %
-BUCKETS, hex>}``, and its value is a run of **records**, one per session::
+BUCKETS, hex>}``, and its value is a run of **records**, one per session, in the
+order they were written (the first: the least recently active)::
 
     session id   12 bytes: an HMAC of the session key with SECRET_KEY (shown as
-                 24 hex digits: safe to show, it cannot load or find a session)
+                 24 hex digits: safe to show, it cannot load or find a session);
+                 for a record the backfill wrote, an HMAC of the session's place
     expiry       4 bytes, big-endian Unix seconds
     length       2 bytes, then a msgpack payload: [the session's place (its Redis
                  names, never its key), created, last seen, IP, user agent]
                  (the last four with USER_SESSION_METADATA)
 
 A run too long for the bucket's compact encoding moves to an overflow key, as
-a big session does. A record is written when an authenticated session is
-created, and again at most once per ``USER_SESSION_SEEN_EVERY`` seconds when
-the session is saved (the session keeps when, and with metadata when it was
-created, in its ``_csi`` item), with an expiry that covers every save until the next
-one: a record never expires before its session. The scripts (``lua.py``)
-drop expired records whenever they rewrite a run, listings drop the records
-of sessions deleted elsewhere, ``cleanuprs`` sweeps the user buckets too,
-and a bucket's TTL covers its longest-lived record.
+a big session does. A record is written before a logged-in session is created
+(or moved here), before the first save of one that has none, again at most once
+per ``USER_SESSION_SEEN_EVERY`` seconds when the session is saved, and whenever
+the session would outlive it; the session keeps when its record was written and
+when that record expires (and with metadata when it was created) in its ``_csi``
+item. A record never expires before its session. Past ``USER_SESSIONS_MAX``
+records, a write ends the user's least recently active sessions (``writing``).
+The scripts (``index_lua.py``) drop expired records whenever they rewrite a run,
+listings drop the records of sessions deleted elsewhere, ``cleanuprs`` sweeps the
+user buckets too, and a bucket's TTL covers its longest-lived record.
 """
 
 from __future__ import annotations
