@@ -162,9 +162,8 @@ class SessionStore(EndingStore):
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]  # Django's, not in its stubs
         ttl = self._ttl(session)
         storage = self._storage
-        if user_index.entry_due(
-            storage.options, session, must_create, ttl
-        ):  # the record first: never a session it misses
+        # The index record first: never a session it misses.
+        if user_index.entry_due(storage.options, session, must_create, ttl):
             self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
