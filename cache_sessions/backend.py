@@ -14,6 +14,9 @@ writes nothing (save, create, delete raise) and never touches the cookie.
 With ``MIGRATE_FROM`` on the alias, a valid key that is not in Redis is
 looked up in the old store and moved here (``migration.py``): only on a
 miss, so a session already here costs nothing more.
+
+Deleting a session (with its index record) and ``cycle_key`` live in
+``ending.py``, which ``SessionStore`` inherits.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils.module_loading import import_string
 
 from . import keys, migration, user_index
+from .calls import adrive, drive
 from .client import sessions_for
+from .ending import EndingStore
 from .errors import SessionStoreUnavailable
-from .storage import Sessions
 
 logger = logging.getLogger("cache_sessions")
 
@@ -38,7 +42,7 @@ logger = logging.getLogger("cache_sessions")
 MAX_CREATE_ATTEMPTS = 100
 
 
-class SessionStore(SessionBase):
+class SessionStore(EndingStore):
     def __init__(self, session_key: str | None = None) -> None:
         # SessionBase.__init__ minus resolving SESSION_SERIALIZER, which this
         # engine never uses (values are msgpack): see the ``serializer`` property.
@@ -59,11 +63,6 @@ class SessionStore(SessionBase):
     def serializer(self) -> Any:
         """Django's SESSION_SERIALIZER, for code that calls ``encode()``/``decode()``."""
         return import_string(settings.SESSION_SERIALIZER)
-
-    @cached_property
-    def _storage(self) -> Sessions:
-        # Looked up on first use, then kept for this store's life (one request).
-        return sessions_for(settings.SESSION_CACHE_ALIAS)
 
     def _validate_session_key(self, key: Any) -> bool:
         if keys.is_valid_session_key(key):
@@ -96,11 +95,11 @@ class SessionStore(SessionBase):
 
     def _moved(self, moved: migration.Moved | None) -> dict[str, Any]:
         """A session brought over from the old store (or None: not there, or expired)."""
-        if moved is None:
-            return self._loaded(None)
-        if moved.new_key:  # saved under a new key at the end of the request; the middleware sends its cookie
-            self._session_key = None
-            self.modified = True
+        if moved is None or not moved.new_key:
+            return self._loaded(None if moved is None else moved.data)
+        # Saved under a new key at the end of the request; the middleware sends its cookie.
+        self._session_key = None
+        self.modified = True
         return moved.data
 
     def _load_foreign(self) -> None:
@@ -114,8 +113,13 @@ class SessionStore(SessionBase):
             self._session_key = None
             return {}
         user = session.get(user_index.USER_KEY)
-        if user and user_index.MARK in session and self.session_key:
-            self.indexed = (self.session_key, str(user))
+        if user and self.session_key:
+            if user_index.MARK in session:
+                self.indexed = (self.session_key, str(user))
+            elif self._storage.options.user_sessions:
+                # No record (older than USER_SESSIONS, or never saved since): whatever the
+                # middleware, this request saves it, and the save writes the record first.
+                self.modified = True
         return session
 
     def _unavailable_on_load(self, exc: SessionStoreUnavailable) -> dict[str, Any]:
@@ -133,13 +137,6 @@ class SessionStore(SessionBase):
             return True
         fallback = migration.fallback_for(self._storage)
         return fallback is not None and bool(self._remembering(fallback.exists, session_key))
-
-    def _remembering(self, operation: Any, *args: Any) -> Any:
-        try:
-            return operation(*args)
-        except SessionStoreUnavailable as exc:
-            self.unavailable = exc
-            raise
 
     def create(self) -> None:
         for _ in range(MAX_CREATE_ATTEMPTS):
@@ -165,8 +162,9 @@ class SessionStore(SessionBase):
         self._refuse_if_degraded()  # after the load, which is what finds the store unavailable
         ttl = self._ttl(session)
         storage = self._storage
-        if user_index.entry_due(self, session, must_create):  # first the index entry: never a session it misses
-            self._remembering(storage.execute, user_index.add_call(self, session, ttl, must_create))
+        # The index record first: never a session it misses.
+        if user_index.entry_due(storage.options, session, must_create, ttl):
+            self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
                 raise CreateError
@@ -177,42 +175,17 @@ class SessionStore(SessionBase):
         """Whether saving now would refresh this session's index entry (USER_SESSIONS):
         only for a session this request has loaded, never a reason to load one."""
         loaded: dict[str, Any] | None = getattr(self, "_session_cache", None)
-        return loaded is not None and not self.degraded and user_index.entry_due(self, loaded, False)
+        return loaded is not None and not self.degraded and user_index.entry_due(self._storage.options, loaded, False)
 
-    def _refuse_if_degraded(self) -> None:
-        # A stand-in is read-only: no save over the real session, no create (cycle_key), no delete.
-        if self.degraded:
-            assert self.unavailable is not None
-            raise self.unavailable
+    def _indexing(self, session: dict[str, Any], ttl: int, created: bool) -> user_index.Batches:
+        assert self.session_key is not None
+        return user_index.indexing(self._storage, self.session_key, session, ttl, created, self.request_meta)
 
     def _ttl(self, session: dict[str, Any]) -> int:
         if self.session_key is None:  # loading just now found the session gone
             raise UpdateError
         # The common case needs neither timezone.now() nor get_expiry_age()'s parsing.
         return int(self.get_expiry_age() if session.get("_session_expiry") else self.get_session_cookie_age())
-
-    def delete(self, session_key: str | None = None) -> None:
-        self._refuse_if_degraded()
-        session_key = self._key_to_delete(session_key)
-        if session_key is None:
-            return
-        storage = self._storage
-        if self.indexed and self.indexed[0] == session_key:  # the session, then its index entry: one pipeline
-            self._remembering(storage.execute_many, [storage.delete_call(session_key), self._unindex_call()])
-        else:
-            self._remembering(storage.execute, storage.delete_call(session_key))
-        if (fallback := migration.fallback_for(storage)) is not None:
-            self._remembering(fallback.delete, session_key)  # or the fallback would bring it back
-
-    def _unindex_call(self) -> Any:
-        assert self.indexed is not None
-        session_key, user = self.indexed
-        self.indexed = None
-        return user_index.remove_call(self._storage, user, session_key)
-
-    def _key_to_delete(self, session_key: str | None) -> str | None:
-        session_key = self.session_key if session_key is None else session_key
-        return session_key if keys.is_valid_session_key(session_key) else None
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -238,13 +211,6 @@ class SessionStore(SessionBase):
         fallback = migration.fallback_for(self._storage)
         return fallback is not None and bool(await self._aremembering(fallback.aexists, session_key))
 
-    async def _aremembering(self, operation: Any, *args: Any) -> Any:
-        try:
-            return await operation(*args)
-        except SessionStoreUnavailable as exc:
-            self.unavailable = exc
-            raise
-
     async def acreate(self) -> None:
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
@@ -265,27 +231,14 @@ class SessionStore(SessionBase):
         self._refuse_if_degraded()
         ttl = self._ttl(session)
         storage = self._storage
-        if user_index.entry_due(self, session, must_create):
+        if user_index.entry_due(storage.options, session, must_create, ttl):
             await storage.aprepare()
-            await self._aremembering(storage.aexecute, user_index.add_call(self, session, ttl, must_create))
+            await self._aremembering(adrive, self._indexing(session, ttl, must_create), storage.aexecute_many)
         if must_create:
             if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
                 raise CreateError
         elif not await self._aremembering(storage.aupdate, self.session_key, session, ttl):
             raise UpdateError
-
-    async def adelete(self, session_key: str | None = None) -> None:
-        self._refuse_if_degraded()
-        session_key = self._key_to_delete(session_key)
-        if session_key is None:
-            return
-        storage = self._storage
-        if self.indexed and self.indexed[0] == session_key:
-            await self._aremembering(storage.aexecute_many, [storage.delete_call(session_key), self._unindex_call()])
-        else:
-            await self._aremembering(storage.aexecute, storage.delete_call(session_key))
-        if (fallback := migration.fallback_for(storage)) is not None:
-            await self._aremembering(fallback.adelete, session_key)
 
     @classmethod
     async def aclear_expired(cls) -> None:

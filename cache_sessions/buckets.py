@@ -152,9 +152,9 @@ class HashSessions(Sessions):
     def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         return Call(("HGET", *place), _alive)
 
-    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         bucket, field = place
-        return evalsha(lua.DELETE, [bucket, overflow_key(bucket, field)], [field], lambda _: None)
+        return evalsha(lua.DELETE, [bucket, overflow_key(bucket, field)], [field], bool)
 
     def create_call(self, key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         return self.write_call(key, session, ttl, CREATE)

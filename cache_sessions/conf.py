@@ -39,11 +39,15 @@ DEFAULTS: dict[str, Any] = {
     "USER_SESSIONS": False,  # keep an index of each user's sessions (users.py: list them, revoke them)
     "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
     "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
+    "USER_SESSIONS_MAX": 100,  # sessions kept per user: a login past it ends the least recently active
     "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
     "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
     "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
 }
 OUR_ENGINE = "cache_sessions.backend"
+# Each index script reads a user's whole run (up to twice USER_SESSIONS_MAX records) in
+# Redis's one thread: this keeps its worst case within milliseconds.
+MAX_USER_SESSIONS = 1000
 
 # Read by the topologies of cache_sessions (not session options: the cache uses them too).
 TOPOLOGY_OPTIONS = frozenset({"WEIGHTS"})
@@ -94,6 +98,7 @@ class SessionOptions:
     user_sessions: bool
     user_session_metadata: bool
     user_session_seen_every: int
+    user_sessions_max: int
     acks: Acks | None
     migrate_from: MigrateFrom | None = None
 
@@ -129,6 +134,7 @@ class SessionOptions:
             user_sessions=bool(values["USER_SESSIONS"]),
             user_session_metadata=bool(values["USER_SESSION_METADATA"]),
             user_session_seen_every=_int(values, "USER_SESSION_SEEN_EVERY", 1),
+            user_sessions_max=_int(values, "USER_SESSIONS_MAX", 1, MAX_USER_SESSIONS),
             acks=_acks(values),
             migrate_from=MigrateFrom.parse(values["MIGRATE_FROM"]),
         )
@@ -181,10 +187,12 @@ def unknown_options(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     ]
 
 
-def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
+def _int(values: Mapping[str, Any], name: str, minimum: int, maximum: int | None = None) -> int:
     value = values[name]
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= {minimum}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be at most {maximum}, not {value!r}")
     return value
 
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.core.exceptions import ImproperlyConfigured
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
 from redis.backoff import EqualJitterBackoff
@@ -32,6 +33,19 @@ DEFAULT_BACKOFF = EqualJitterBackoff(cap=0.5, base=0.05)
 
 class SessionStoreError(Exception):
     """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
+
+
+class UserSessionsOff(ImproperlyConfigured):
+    """The sessions-per-user API was called on an alias without ``USER_SESSIONS``: there is no
+    index to answer from, and "no sessions" would be a false all-clear. An ``ImproperlyConfigured``
+    (a setting to change), of its own class so that a page can tell it from other mistakes."""
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(
+            f"Sessions per user are off for the CACHES alias {alias!r}: there is no index of users' sessions "
+            f"to list or end. Turn it on with CACHES[{alias!r}]['OPTIONS']['USER_SESSIONS'] = True; sessions "
+            f"that exist already are indexed when next used, or at once by `manage.py usersessions --backfill`."
+        )
 
 
 class TooFewReplicas(redis_errors.RedisError):

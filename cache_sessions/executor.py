@@ -121,17 +121,19 @@ class Executor:
 
     def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
         """Send ``calls`` in one pipeline per server (one round trip each, in order, not a
-        transaction); a topology without pipelines of its own sends them one by one."""
+        transaction; retried as a whole by the RETRY policy); a server with one call
+        gets it alone (an EVALSHA), a topology without pipelines of its own one by one."""
         results: list[Any] = [None] * len(calls)
         for redis, indexes in self._by_client(calls):
-            if not hasattr(redis, "connection_pool"):  # e.g. a cluster client: one at a time
+            if len(indexes) == 1 or not hasattr(redis, "connection_pool"):  # e.g. a cluster client
                 for index in indexes:
                     results[index] = self.execute(calls[index])
                 continue
-            pipe = self._queued(redis.pipeline(transaction=False), calls, indexes)
             with errors.translated():
                 replies = self.retry.call_with_retry(
-                    pipe.execute, partial(self.after_failure, redis), self.is_retryable
+                    partial(self._send_pipeline, redis, calls, indexes),
+                    partial(self.after_failure, redis),
+                    self.is_retryable,
                 )
             for index, result in self._parsed(calls, indexes, replies):
                 results[index] = self.execute(result) if isinstance(result, Call) else result
@@ -141,18 +143,38 @@ class Executor:
         """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
         results: list[Any] = [None] * len(calls)
         for sync_redis, indexes in self._by_client(calls):
-            try:
-                redis = self.aredis(sync_redis)
-            except aio.NotNative:
+            redis = self._apipelining(sync_redis, indexes)
+            if redis is None:
                 for index in indexes:
                     results[index] = await self.aexecute(calls[index])
                 continue
-            pipe = self._queued(redis.pipeline(transaction=False), calls, indexes)
             with errors.translated():
-                replies = await self.aretry.call_with_retry(pipe.execute, aio.ignore, self.is_retryable)
+                replies = await self.aretry.call_with_retry(
+                    partial(self._asend_pipeline, redis, calls, indexes), aio.ignore, self.is_retryable
+                )
             for index, result in self._parsed(calls, indexes, replies):
                 results[index] = await self.aexecute(result) if isinstance(result, Call) else result
         return results
+
+    def _apipelining(self, sync_redis: Any, indexes: list[int]) -> Any | None:
+        """The asyncio client to pipeline ``indexes`` on, or None: one call at a time."""
+        if len(indexes) == 1:
+            return None
+        try:
+            return self.aredis(sync_redis)
+        except aio.NotNative:
+            return None
+
+    # One attempt each: redis-py empties a pipeline's command stack after every execute
+    # (whether it succeeded or not), so a retry must queue the calls again.
+
+    def _send_pipeline(self, redis: Any, calls: list[Call[Any]], indexes: list[int]) -> list[Any]:
+        replies: list[Any] = self._queued(redis.pipeline(transaction=False), calls, indexes).execute()
+        return replies
+
+    async def _asend_pipeline(self, redis: Any, calls: list[Call[Any]], indexes: list[int]) -> list[Any]:
+        replies: list[Any] = await self._queued(redis.pipeline(transaction=False), calls, indexes).execute()
+        return replies
 
     def _queued(self, pipe: Any, calls: list[Call[Any]], indexes: list[int]) -> Any:
         """A pipeline (sync or async) holding ``calls[indexes]``, then, if one of them writes,

@@ -29,8 +29,8 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from . import errors
-from .calls import Call
+from . import errors, user_index
+from .calls import Call, adrive, drive
 from .codec import UnencodableSession
 from .errors import SessionStoreError, SessionStoreUnavailable
 from .sources import Entry, Found, Source, build_source, expiry_of
@@ -106,6 +106,7 @@ class Fallback:
         if self.source.new_key:
             return Moved(data, new_key=True)
         try:
+            drive(user_index.moving(self.sessions, key, data, remaining(found)), self.sessions.execute_many)
             created = self.sessions.create(key, data, remaining(found))
         except UnencodableSession as exc:
             logger.warning("A session of %s cannot be stored here (%s): not moved.", self.source, exc)
@@ -127,6 +128,8 @@ class Fallback:
         if self.source.new_key:
             return Moved(data, new_key=True)
         try:
+            await self.sessions.aprepare()
+            await adrive(user_index.moving(self.sessions, key, data, remaining(found)), self.sessions.aexecute_many)
             created = await self.sessions.acreate(key, data, remaining(found))
         except UnencodableSession as exc:
             logger.warning("A session of %s cannot be stored here (%s): not moved.", self.source, exc)
@@ -207,7 +210,7 @@ def copy_all(
 def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_run: bool) -> list[str]:
     """Create the live sessions of a batch in ours; the keys whose old copy should go (copied, or
     ours already has a newer one)."""
-    keys, calls = [], []
+    keys, calls, live = [], [], []
     for entry in batch:
         if entry.found is None and entry.error is None:
             continue  # gone meanwhile (expired, moved by a request), or a name SCAN returned twice
@@ -223,12 +226,16 @@ def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_
         if dry_run:
             report.copied += 1
             continue
+        live.append((entry.key, entry.found.data, ttl))
+    # Their records first (one pipeline per server), each session then created with its mark.
+    drive(user_index.writing(sessions, user_index.moved_records(sessions, live)), sessions.execute_many)
+    for key, data, ttl in live:
         try:
-            calls.append(sessions.create_call(entry.key, entry.found.data, ttl))
+            calls.append(sessions.create_call(key, data, ttl))
         except UnencodableSession as exc:
             report.failed[_reason(exc)] += 1
             continue
-        keys.append(entry.key)
+        keys.append(key)
     moved = []
     for key, created in zip(keys, _pipelined(sessions, calls), strict=True):
         if created:

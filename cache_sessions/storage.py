@@ -115,7 +115,8 @@ class Sessions(Executor):
     def update_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
         raise NotImplementedError
 
-    def delete_call(self, session_key: str) -> Call[None]:
+    def delete_call(self, session_key: str) -> Call[bool]:
+        """Delete a session; the reply: whether it was there."""
         return self.delete_place_call(self.place(session_key))
 
     # A session's place: the Redis names that find it without its key (the index of a
@@ -127,7 +128,7 @@ class Sessions(Executor):
     def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         raise NotImplementedError
 
-    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         raise NotImplementedError
 
     def clear_expired(self) -> None:

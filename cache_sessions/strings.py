@@ -63,8 +63,8 @@ class StringSessions(Sessions):
     def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         return Call(("EXISTS", place[0]), bool)
 
-    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[None]:
-        return Call(("DEL", place[0]), lambda _: None)
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        return Call(("DEL", place[0]), bool)
 
     def clear_expired(self) -> None:
         """Redis expires string keys itself: only the index of users' sessions is swept."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import lua, user_index
+from . import index_lua, lua, user_index
 from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
 from .calls import Call, adrive, drive, evalsha
 from .storage import Sessions
@@ -186,7 +186,7 @@ def bucket_sweep(sessions: Sessions, bucket: bytes, batch_size: int, dry_run: bo
         call_started = time.monotonic()
         if index:
             args = [cursor, batch_size, int(time.time()), limit, user_index.POINTER_BYTE, int(dry_run)]
-            call = evalsha(lua.INDEX_SWEEP, [bucket], args, list)
+            call = evalsha(index_lua.INDEX_SWEEP, [bucket], args, list)
         else:
             call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
         cursor, seen, expired = yield call

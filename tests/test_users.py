@@ -199,8 +199,8 @@ def test_last_seen_costs_a_write_at_most_once_per_period(site):
             laptop.get("/whoami")
     assert quiet.round_trips == 3  # loads only: "last seen" is recent
     session = SessionStore(key)
-    created, _ = session[user_index.MARK]
-    session[user_index.MARK] = [created, int(time.time()) - 901]  # as if last seen over a period ago
+    created, _, expires = session[user_index.MARK]
+    session[user_index.MARK] = [created, int(time.time()) - 901, expires]  # as if last seen over a period ago
     session._storage.update(key, dict(session.items()), 3600)
     with sent_by_clients() as due:
         laptop.get("/whoami")  # a read: the middleware saves it anyway, once

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import django
@@ -127,7 +126,7 @@ def ours(label: str, alias: str) -> Engine:
 
 def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
     """``ours`` plus USER_SESSIONS: each logged-in session also gets its index record, written
-    as the engine writes it (user_index.add_call). The pool's user ids are random in 1..10**6:
+    as the engine writes it (user_index.stamp and IndexEntry.add_call). The pool's user ids are random in 1..10**6:
     about one session per user on average, some users with several (their runs of records
     then outgrow the bucket's compact limit sooner, the more so with metadata)."""
     base = ours(label, alias)
@@ -136,8 +135,9 @@ def ours_with_user_index(label: str, alias: str, metadata: bool) -> Engine:
 
     def write(pipe: Pipeline, key: str, session: Session) -> None:
         session = dict(session)
-        store = SimpleNamespace(_storage=sessions, session_key=key, request_meta=meta)
-        call = user_index.add_call(store, session, TTL, True)  # type: ignore[arg-type]  # also marks the session
+        written = user_index.stamp(sessions, key, session, TTL, True, meta)  # also marks the session
+        entry = user_index.IndexEntry.of(sessions, written.user)
+        call = entry.add_call(written, user_index.index_limit(sessions), sessions.options.user_sessions_max)
         pipe.execute_command(*pipelined_call(call))
         base.write(pipe, key, session)
 
