@@ -257,13 +257,14 @@ async def test_a_last_seen_refresh_under_asgi_is_saved_natively(mode):
         session = SessionStore(key)
         data = dict(await session.aitems())
         last_written = int(time.time()) - 901  # as if written over USER_SESSION_SEEN_EVERY ago
-        await session._storage.aupdate(key, {**data, user_index.MARK: last_written}, 3600)
+        mark = [last_written, last_written + 3600 + 900]  # [written, the record's expiry]
+        await session._storage.aupdate(key, {**data, user_index.MARK: mark}, 3600)
         client = AsyncClient()
         client.cookies["sessionid"] = key
         with sent_by_clients() as sent:
             assert (await client.get("/show")).status_code == 200
         refreshed = dict(await SessionStore(key).aitems())
-    assert refreshed[user_index.MARK] > last_written  # the record was rewritten
+    assert refreshed[user_index.MARK][0] > last_written  # the record was rewritten
     assert sent.round_trips == sent.asyncio == 3  # load, the index record, the save: all native...
     assert sent.threads == {threading.get_ident()}  # ...and all from the loop's thread
 
