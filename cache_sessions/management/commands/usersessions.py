@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions import users
+from cache_sessions.signals import COMMAND, revoking
 
 
 class Command(BaseCommand):
@@ -21,6 +22,10 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--revoke-all", action="store_true", help="End every session of the user.")
         which.add_argument("--revoke", metavar="ID", help="End the session with this id (from the listing).")
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        with revoking(COMMAND):  # what signals.sessions_revoked says of the revocations it makes
+            return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = self.find_user(options["user"])
