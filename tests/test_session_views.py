@@ -300,3 +300,43 @@ async def test_async_end_all_and_refusals(site):
     assert response.status_code == 302 and response["Location"] == "/"
     assert (await phone.get("/whoami")).json() == {"user": None}
     assert (await laptop.get("/whoami")).json() == {"user": None}
+
+
+# The signal, from the API and the command ------------------------------------------
+
+
+def test_the_api_and_the_command_send_sessions_revoked(site, revoked):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _laptop, _phone, bob = device(), device(IPHONE), device(name="bob")
+    alice = User.objects.get(username="alice")
+    assert users.revoke_session(alice, "0" * 24) is False  # nothing ended: nothing sent
+    assert revoked == []
+    call_command("usersessions", "bob", "--revoke-all", stdout=StringIO())
+    assert [(r["by"], r["count"], r["request"]) for r in revoked] == [("command", 1, None)]
+    marker = object()
+    with signals.revoking("support", request=marker):  # type: ignore[arg-type]
+        users.revoke_session(alice, next(iter(ids("alice"))))
+    assert (revoked[-1]["by"], revoked[-1]["request"]) == ("support", marker)
+    assert users.revoke_all_sessions(alice.pk) == 1  # by id
+    assert [(r["by"], r["count"], r["user_id"]) for r in revoked[2:]] == [("api", 1, str(alice.pk))]
+    assert who(bob) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_api_sends_it_through_asend(site, revoked):
+    got: list[tuple[str, int]] = []
+
+    async def async_receiver(sender: Any, **kwargs: Any) -> None:
+        got.append((kwargs["by"], kwargs["count"]))
+
+    signals.sessions_revoked.connect(async_receiver)
+    try:
+        await async_device(), await async_device(IPHONE)
+        alice = await User.objects.aget(username="alice")
+        assert await users.arevoke_all_sessions(alice) == 2
+    finally:
+        signals.sessions_revoked.disconnect(async_receiver)
+    assert got == [("api", 2)] and [(r["by"], r["count"]) for r in revoked] == [("api", 2)]
