@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -104,7 +105,13 @@ class UserSessionsAdminMixin(ModelAdmin):
         ) % {"user": user, "count": count}
         self.message_user(request, text, messages.SUCCESS)
         change = f"admin:{self.opts.app_label}_{self.opts.model_name}_change"
-        return HttpResponseRedirect(reverse(change, args=[quote(user.pk)], current_app=self.admin_site.name))
+        url = reverse(change, args=[quote(user.pk)], current_app=self.admin_site.name)
+        return HttpResponseRedirect(self.with_filters(request, url))
+
+    def with_filters(self, request: HttpRequest, url: str) -> str:
+        """``url`` with the user list's filters the page was reached with, as the admin keeps them."""
+        context = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+        return add_preserved_filters(context, url)
 
     def render_change_form(
         self,
@@ -137,7 +144,9 @@ class UserSessionsAdminMixin(ModelAdmin):
             "sessions": display.shown(users.user_sessions(user, current=request, alias=alias)),
             "metadata": display.metadata_on(alias),
             "can_log_out": self.has_change_permission(request, user),
-            "log_out_url": reverse(log_out, args=[quote(user.pk)], current_app=self.admin_site.name),
+            "log_out_url": self.with_filters(
+                request, reverse(log_out, args=[quote(user.pk)], current_app=self.admin_site.name)
+            ),
         }
 
 

@@ -122,12 +122,18 @@ def test_who_may_only_view_users_sees_the_sessions_and_cannot_end_them(site):
     assert who(laptop) == "alice" and not LogEntry.objects.exists()
 
 
-def test_the_button_answers_only_post_and_only_for_a_user(site):
+def test_the_button_answers_only_post_for_a_user_and_keeps_the_lists_filters(site):
     laptop = device()
     root = staff(site["root"])
     assert root.get(button_url(site["alice"])).status_code == 405
     assert root.post("/admin/auth/user/999999/sessions/log-out/").status_code == 404
     assert who(laptop) == "alice"
+    filters = "?_changelist_filters=q%3Dalice"  # the user list's search, kept as the admin keeps it
+    assert (
+        f'action="{button_url(site["alice"])}{filters}"'
+        in root.get(change_url(site["alice"]) + filters).content.decode()
+    )
+    assert root.post(button_url(site["alice"]) + filters)["Location"] == change_url(site["alice"]) + filters
 
 
 def test_the_action_logs_the_selected_users_out(site, revoked):

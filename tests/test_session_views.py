@@ -4,6 +4,7 @@ requester's own sessions, only by POST with a CSRF token, only when signed in.""
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
-from cache_sessions import signals, user_checks, users, views
+from cache_sessions import display, signals, user_checks, users, views
 from tests.configs import HASH, STRING, _config
 from tests.partitions import raw
 from tests.redis_stats import sent_by_clients
@@ -340,3 +341,20 @@ async def test_the_async_api_sends_it_through_asend(site, revoked):
     finally:
         signals.sessions_revoked.disconnect(async_receiver)
     assert got == [("api", 2)] and [(r["by"], r["count"]) for r in revoked] == [("api", 2)]
+
+
+@pytest.mark.parametrize(
+    ("age", "text"),
+    [
+        (0, "just now"),
+        (59, "just now"),
+        (-30, "just now"),  # written by a web server whose clock runs a little ahead
+        (60, "1\xa0minute ago"),
+        (3600 + 61, "1\xa0hour, 1\xa0minute ago"),
+        (2 * 86400 + 7200 + 59, "2\xa0days, 2\xa0hours ago"),
+    ],
+)
+def test_times_ago_say_just_now_under_a_minute(age, text):
+    moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
+    assert display.ago(moment) == text
+    assert display.ago(None) == ""
