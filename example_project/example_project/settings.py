@@ -33,7 +33,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "cache_sessions",
     "shop",
+    # The admin's CSS and JS, served by runserver (DEBUG); after shop, whose runserver (it says where
+    # the sessions live) builds on staticfiles' and must win.
+    "django.contrib.staticfiles",
 ]
+STATIC_URL = "static/"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
