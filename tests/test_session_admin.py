@@ -4,10 +4,16 @@ on the stock user admin (patched at startup) and on a site's own admin with the 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.admin import UserAdmin
@@ -15,6 +21,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 from django.urls import path
+from redis import Redis
 
 from cache_sessions import user_checks, users
 from cache_sessions.admin import UserSessionsAdminMixin, patch_user_admin
@@ -25,6 +32,8 @@ from tests.test_users import INDEXED, IPHONE, LOCMEM, log_in, whoami
 
 pytestmark = pytest.mark.django_db
 __all__ = ["revoked"]  # a fixture
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = settings.REDIS_URL
 
 
 class SiteUserAdmin(UserSessionsAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
@@ -227,3 +236,36 @@ def test_a_user_admin_left_unpatched_is_reported(site):
         admin.site.unregister(User)
         admin.site.register(User, patched)
     assert warning.id == "cache_sessions.W012" and "django.contrib.auth.admin.UserAdmin" in warning.msg
+
+
+def test_a_custom_user_model_and_its_own_admin_registered_after_cache_sessions():
+    """A site of its own (tests/custom_user: a UUID primary key, an admin of its own listed after
+    cache_sessions), in a subprocess: its user admin is patched, the pages and the button work."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.custom_user.settings",
+        "CUSTOM_USER_REDIS_URL": f"{REDIS_URL}/4",  # the DB of this module's site, flushed after each test
+    }
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "tests.custom_user.run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        Redis.from_url(f"{REDIS_URL}/4").flushdb()
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.splitlines()[-1])
+    assert seen == {
+        "patched": True,
+        "checks": [],
+        "rows": 3,  # a header and alice's two sessions
+        "panel": True,
+        "redirect": True,
+        "left": 0,
+        "root_left": 1,
+        "history": ["Logged out everywhere: 2 sessions ended."],
+    }

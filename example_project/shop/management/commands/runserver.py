@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.cache import caches
 from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
+from django.core.cache import caches
 
 from shop.redis_info import server_name
 
