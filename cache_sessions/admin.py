@@ -110,7 +110,7 @@ class UserSessionsAdminMixin(ModelAdmin):
 
     def with_filters(self, request: HttpRequest, url: str) -> str:
         """``url`` with the user list's filters the page was reached with, as the admin keeps them."""
-        context = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+        context: dict[str, Any] = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
         return add_preserved_filters(context, url)
 
     def render_change_form(

@@ -218,6 +218,8 @@ def test_without_user_sessions_the_pages_say_what_is_missing(site):
         [warning] = user_checks.check_session_pages()
     assert warning.id == "cache_sessions.W011"
     assert user_checks.check_session_pages() == []  # on again
+    with override_settings(ROOT_URLCONF="tests.no_such_urlconf"):
+        assert user_checks.check_session_pages() == []  # reported by Django's own URL checks, never a crash
 
 
 def test_without_metadata_the_list_shows_ids(site):
