@@ -58,9 +58,11 @@ class SessionsMixin:
         return self.base_template or getattr(settings, "CACHE_SESSIONS_BASE_TEMPLATE", None) or DEFAULT_BASE_TEMPLATE
 
     def get_success_url(self) -> str:
+        if self.success_url:
+            return self.success_url
         match = self.request.resolver_match
         namespace = match.namespace if match else None  # the include()'s instance namespace
-        return self.success_url or reverse("cache_sessions:session_list", current_app=namespace)
+        return reverse("cache_sessions:session_list", current_app=namespace)
 
     def get_logout_url(self) -> str:
         return resolve_url(self.logout_url or settings.LOGOUT_REDIRECT_URL or "/")
