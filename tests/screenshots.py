@@ -5,10 +5,11 @@
 
 Runs ``manage.py runserver`` as ``make demo`` does (embedded server, no
 ``REDIS_URL``) once per storage mode, then, as a person would: the home
-page, logging in as demo/demo, adding to the cart, the session page, the
-devices page (with a second device logged in), logging out. Saves one PNG
-per step and checks each page shows what the step is about: on a desktop
-(1200 px wide) in each mode, and on a phone (390 x 844) in the first.
+page, logging in as demo/demo, adding to the cart, the session page,
+cache_sessions' sessions page (with a second device logged in), on a desktop
+the admin's sessions panel and "Log out everywhere" action, logging out.
+Saves one PNG per step and checks each page shows what the step is about: on
+a desktop (1200 px wide) in each mode, and on a phone (390 x 844) in the first.
 Needs Debian's ``chromium`` (``apt-get install chromium``) and the
 ``playwright`` package (the ``[screenshots]`` extra), which drives the
 installed Chromium and downloads no browser of its own.
@@ -81,8 +82,11 @@ def demo_site(use_hash: bool, workdir: Path) -> Iterator[str]:
         process.wait(10)
 
 
-# The other device that logs in while the pages are taken, so that "Devices" lists two.
-OTHER_DEVICE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile Safari"
+# The other device that logs in while the pages are taken, so that the sessions page lists two.
+OTHER_DEVICE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
 # Where the pages are looked at: a desktop window, and a 390 x 844 CSS-pixel phone (an iPhone 12 to 15).
 DESKTOP = {"viewport": {"width": 1200, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -137,22 +141,52 @@ def walk(browser: Browser, page: Page, base_url: str, out: Path, suffix: str, us
     expect(page.locator("#expires")).to_have_text(re.compile(r"in 13 days, 23 hours|in 14 days"))
     shot("4-session")
 
+    log_in_elsewhere(browser, base_url)
+    page.goto(base_url + "/account/sessions/")
+    expect(page.locator("table.cache-sessions-list tbody tr")).to_have_count(2)  # this device and the other
+    expect(page.locator("table")).to_contain_text("just now")
+    shot("5-sessions")
+    page.click("text=End all other sessions")
+    expect(page.locator("#messages")).to_contain_text("1 other session was ended.")
+
+    if not suffix.endswith("-phone"):  # the admin is for desktops
+        shots += admin_steps(browser, page, base_url, out, suffix)
+
+    page.goto(base_url + "/")
+    page.click("nav button")
+    expect(page.locator("#messages")).to_contain_text("You are logged out")
+    shot("8-logged-out")
+    return shots
+
+
+def log_in_elsewhere(browser: Browser, base_url: str) -> None:
+    """demo logs in on another device (a browser context of its own) too."""
     other = browser.new_context(user_agent=OTHER_DEVICE)
     other_page = other.new_page()
     other_page.goto(base_url + "/")
     log_in(other_page)
     other.close()
-    page.goto(base_url + "/devices/")
-    expect(page.locator("table tr")).to_have_count(3)  # a header, this device and the other
-    expect(page.locator("table")).to_contain_text("just now")
-    shot("5-devices")
-    page.click("text=Log out all other devices")
-    expect(page.locator("#messages")).to_contain_text("Logged out of 1 other device.")
 
-    page.click("nav button")
-    expect(page.locator("#messages")).to_contain_text("You are logged out")
-    shot("6-logged-out")
-    return shots
+
+def admin_steps(browser: Browser, page: Page, base_url: str, out: Path, suffix: str) -> list[Path]:
+    """demo's sessions in the admin (the panel of its user page), and the action on the user list."""
+    from playwright.sync_api import expect
+
+    log_in_elsewhere(browser, base_url)
+    page.goto(base_url + "/admin/auth/user/")
+    page.locator("#result_list").get_by_role("link", name="demo", exact=True).click()
+    panel = page.locator("#cache-sessions")
+    expect(panel.locator("tbody tr")).to_have_count(2)
+    panel.scroll_into_view_if_needed()
+    paths = [out / f"6-admin-user-sessions{suffix}.png", out / f"7-admin-action{suffix}.png"]
+    panel.screenshot(path=str(paths[0]))
+    page.goto(base_url + "/admin/auth/user/")
+    page.select_option("select[name=action]", "log_out_everywhere")
+    page.screenshot(path=str(paths[1]), full_page=True)
+    page.goto(base_url + "/account/sessions/")
+    page.click("text=End all other sessions")  # the next walk starts with demo logged in nowhere else
+    expect(page.locator("#messages")).to_contain_text("1 other session was ended.")
+    return paths
 
 
 def log_in(page: Page) -> None:

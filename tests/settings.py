@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from tests.servers import standalone
 
 SECRET_KEY = "cache-sessions-tests"
@@ -6,7 +8,23 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",  # before cache_sessions: its ready() patches the user admin
     "cache_sessions",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [Path(__file__).resolve().parent / "templates"],  # a site's own base and list (test_session_views)
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 REDIS_URL = standalone().url

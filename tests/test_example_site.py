@@ -288,16 +288,20 @@ def test_login_cart_session_logout(site: Site) -> None:
     assert sessions_db.keys(f"*{session_key}*") == []
 
 
+SESSIONS = "/account/sessions/"  # cache_sessions' own page (include("cache_sessions.urls"))
+
+
 def test_log_out_other_devices(site: Site) -> None:
     laptop, phone = Browser(site.base_url), Browser(site.base_url)
     for browser in (laptop, phone):
         assert "Hello demo" in browser.post("/", browser.get("/"), {"username": "demo", "password": "demo"})
-    devices = laptop.get("/devices/")
-    assert devices.count("<tr>") == 3  # a header and two sessions
-    assert "(this one)" in devices
-    devices = laptop.post("/devices/", devices, {"action": "others"})
-    assert "Logged out of 1 other device." in devices
-    assert devices.count("<tr>") == 2
+    sessions = laptop.get(SESSIONS)
+    assert sessions.count("<tr") == 3  # a header and two sessions
+    assert "(this session)" in sessions
+    assert "<nav>" in sessions and "Logged in as <strong>demo</strong>" in sessions  # in the shop's own layout
+    sessions = laptop.post(SESSIONS + "other/delete/", sessions, {})
+    assert "1 other session was ended." in sessions
+    assert sessions.count("<tr") == 2
     assert "Log in" in phone.get("/")  # the other device's next request is anonymous
     assert "Hello demo" in laptop.get("/")
 
@@ -316,7 +320,7 @@ def test_every_page_fits_a_phone_and_has_an_icon(site: Site) -> None:
     browser = Browser(site.base_url)
     pages = [browser.get("/"), browser.get("/cart/"), browser.get("/session/")]
     log_in(browser)
-    pages += [browser.get("/"), browser.get("/devices/")]
+    pages += [browser.get("/"), browser.get(SESSIONS)]
     for page in pages:
         # Without it a phone lays the page out 980 px wide and shrinks it, text and all.
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
@@ -332,13 +336,12 @@ def test_every_page_fits_a_phone_and_has_an_icon(site: Site) -> None:
 @hash_mode_only
 def test_a_login_goes_where_the_user_was_headed(site: Site) -> None:
     browser = Browser(site.base_url)
-    login_page = browser.get("/devices/")
-    assert browser.url == site.base_url + "/?next=/devices/"
-    assert "Log in to see where you are logged in." in login_page
-    assert '<input type="hidden" name="next" value="/devices/">' in login_page
-    devices = browser.post("/", login_page, {"username": "demo", "password": "demo", "next": "/devices/"})
-    assert browser.url == site.base_url + "/devices/"
-    assert "Where you are logged in" in devices
+    login_page = browser.get(SESSIONS)
+    assert browser.url == site.base_url + f"/?next={SESSIONS}"
+    assert f'<input type="hidden" name="next" value="{SESSIONS}">' in login_page
+    sessions = browser.post("/", login_page, {"username": "demo", "password": "demo", "next": SESSIONS})
+    assert browser.url == site.base_url + SESSIONS
+    assert "<h1>Your sessions</h1>" in sessions
     # A wrong password keeps where the user was headed.
     browser = Browser(site.base_url)
     with pytest.raises(urllib.error.HTTPError) as wrong:
@@ -377,16 +380,16 @@ def empty_cells(page: str) -> list[str]:
     return re.findall(r"<t[hd][^>]*>\s*</t[hd]>", page)
 
 
-def test_devices_table_says_just_now_and_has_no_empty_column(site: Site) -> None:
+def test_sessions_table_says_just_now_and_has_no_empty_cell(site: Site) -> None:
     laptop, phone = Browser(site.base_url), Browser(site.base_url)
     log_in(laptop)
-    devices = laptop.get("/devices/")
-    assert "minutes ago" not in devices
-    assert devices.count(">just now</td>") == 2  # logged in, last seen
-    assert empty_cells(devices) == []
-    assert "<th>Log out</th>" not in devices  # nothing to log out but this one
+    sessions = laptop.get(SESSIONS)
+    assert "minutes ago" not in sessions
+    assert sessions.count(">just now</time>") == 2  # logged in, last seen
+    assert empty_cells(sessions) == []
+    assert "End all other sessions" not in sessions  # no other session to end
     log_in(phone)
-    devices = laptop.get("/devices/")
-    assert devices.count(">just now</td>") == 4
-    assert empty_cells(devices) == []
-    assert "<th>Log out</th>" in devices
+    sessions = laptop.get(SESSIONS)
+    assert sessions.count(">just now</time>") == 4
+    assert empty_cells(sessions) == []
+    assert "End all other sessions" in sessions

@@ -20,7 +20,14 @@ from pathlib import Path
 
 PACKAGE = "cache_sessions"
 # The wheel is the package only; the sdist carries the test suite and the example site too.
-WHEEL_MUST_HOLD = [f"{PACKAGE}/py.typed", f"{PACKAGE}/__init__.py", f"{PACKAGE}/management/commands/cleanuprs.py"]
+WHEEL_MUST_HOLD = [
+    f"{PACKAGE}/py.typed",
+    f"{PACKAGE}/__init__.py",
+    f"{PACKAGE}/management/commands/cleanuprs.py",
+    f"{PACKAGE}/templates/{PACKAGE}/session_list.html",
+    f"{PACKAGE}/templates/{PACKAGE}/admin/sessions.html",
+    f"{PACKAGE}/locale/fr/LC_MESSAGES/django.mo",  # compiled: users need no gettext
+]
 SDIST_MUST_HOLD = [
     "pyproject.toml",
     "README.md",
@@ -28,6 +35,7 @@ SDIST_MUST_HOLD = [
     "CHANGELOG.md",
     "Makefile",
     f"{PACKAGE}/py.typed",
+    f"{PACKAGE}/locale/fr/LC_MESSAGES/django.po",
     "tests/conftest.py",
     "example_project/manage.py",
 ]
@@ -75,7 +83,14 @@ def check_imports(version: str) -> list[str]:
     from django.conf import settings
 
     settings.configure(
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions", PACKAGE],
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.admin",  # cache_sessions.admin is imported too
+            PACKAGE,
+        ],
         CACHES={"sessions": {"BACKEND": f"{PACKAGE}.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/1"}},
         SESSION_ENGINE=f"{PACKAGE}.backend",
         SESSION_CACHE_ALIAS="sessions",

@@ -26,13 +26,18 @@ DEBUG = True
 ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # /admin/: each user's sessions, "Log out everywhere" (cache_sessions.admin)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "cache_sessions",
     "shop",
+    # The admin's CSS and JS, served by runserver (DEBUG); after shop, whose runserver (it says where
+    # the sessions live) builds on staticfiles' and must win.
+    "django.contrib.staticfiles",
 ]
+STATIC_URL = "static/"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -45,6 +50,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "example_project.urls"
+LOGIN_URL = "home"  # the login form is on the home page
+LOGOUT_REDIRECT_URL = "home"
+# cache_sessions' pages (/account/sessions/) in this site's own layout.
+CACHE_SESSIONS_BASE_TEMPLATE = "shop/base.html"
 WSGI_APPLICATION = "example_project.wsgi.application"
 
 TEMPLATES = [
@@ -148,7 +157,7 @@ CACHES = {
             "USE_HASH": os.environ.get("DEMO_USE_HASH", "1") != "0",
             "COMPRESS_LIB": "snappy",
             "COMPRESS_MIN_LENGTH": 400,
-            # The "Devices" page: an index of each user's sessions, with IP address and device.
+            # /account/sessions/ and the admin: an index of each user's sessions, with IP address and device.
             "USER_SESSIONS": True,
             "USER_SESSION_METADATA": True,
         },

@@ -1,4 +1,4 @@
-"""Redis facts put in words for people: server names, durations, times ago, key names."""
+"""Redis facts put in words for people: server names, durations, key names."""
 
 from __future__ import annotations
 
@@ -45,17 +45,6 @@ def when(expires_at: float) -> dict[str, str]:
     relative = f"in {duration(left)}" if left > 0 else f"{duration(-left)} ago"
     local = timezone.localtime(moment)
     return {"relative": relative, "absolute": f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"}
-
-
-def ago(timestamp: float, now: float | None = None) -> str:
-    """A past moment (Unix seconds) as ``just now`` or ``2 hours, 5 minutes ago``, to the minute.
-
-    A moment a little ahead of ``now`` (another web server's clock) is ``just now`` too.
-    """
-    age = (timezone.now().timestamp() if now is None else now) - timestamp
-    if age < 60:
-        return "just now"
-    return f"{duration(age - age % 60)} ago"
 
 
 def ttl(seconds: int) -> dict[str, str]:

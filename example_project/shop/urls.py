@@ -7,7 +7,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("cart/", views.cart, name="cart"),
     path("session/", views.session_info, name="session"),
-    path("devices/", views.devices, name="devices"),
     path("logout/", views.logout_view, name="logout"),
     path("favicon.svg", views.favicon, name="favicon"),
     # Asked for by browsers that have not read a page's <link rel="icon"> (and by bookmarks, feed readers).

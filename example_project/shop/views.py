@@ -1,4 +1,6 @@
-"""Pages that put the session engine to work: login, a cart, a look inside Redis, your devices, logout."""
+"""Pages that put the session engine to work: login, a cart, a look inside Redis, logout.
+
+Where you are logged in is cache_sessions' own page (``include("cache_sessions.urls")``)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, authenticate, login, logout
-from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cache_sessions import users
 from cache_sessions.codec import CorruptSession, read_header
 
 from . import redis_info
@@ -163,34 +162,6 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)  # flushes the session: its Redis field (or key) is deleted
     messages.info(request, "You are logged out: your session was deleted from Redis.")
     return redirect("home")
-
-
-@require_http_methods(["GET", "POST"])
-def devices(request: HttpRequest) -> HttpResponse:
-    """Where you are logged in (cache_sessions' USER_SESSIONS), and logging out elsewhere."""
-    if not request.user.is_authenticated:
-        messages.info(request, "Log in to see where you are logged in.")
-        return redirect_to_login(request.get_full_path(), reverse("home"))
-    if request.method == "POST":
-        if request.POST.get("action") == "others":
-            ended = users.revoke_other_sessions(request)
-            messages.info(request, f"Logged out of {ended} other device{'s' if ended != 1 else ''}.")
-        elif users.revoke_session(request.user, request.POST.get("id", "")):
-            messages.info(request, "That device is logged out.")
-        return redirect("devices")
-    rows = [
-        {
-            "id": s.id,
-            "current": s.current,
-            "device": s.user_agent or "unknown",
-            "ip": s.ip or "-",
-            "created": redis_info.ago(s.created) if s.created else "-",
-            "last_seen": redis_info.ago(s.last_seen) if s.last_seen else "-",
-        }
-        for s in users.user_sessions(request.user, current=request)
-    ]
-    context = {"sessions": rows, "others": any(not row["current"] for row in rows)}
-    return render(request, "shop/devices.html", context)
 
 
 @require_GET

@@ -15,6 +15,7 @@ from cache_sessions import users
 from cache_sessions.backfill import BackfillReport, backfill, parse_cursor
 from cache_sessions.client import sessions_for
 from cache_sessions.errors import SessionStoreError, UserSessionsOff
+from cache_sessions.signals import COMMAND, revoking
 
 
 class Command(BaseCommand):
@@ -34,6 +35,10 @@ class Command(BaseCommand):
         parser.add_argument("--cursor", default="0:0", help="--backfill: go on from where a run stopped.")
         parser.add_argument("--batch", type=int, default=100, help="--backfill: keys or fields per round trip.")
         parser.add_argument("--max-seconds", type=float, default=None, help="--backfill: stop after this long.")
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        with revoking(COMMAND):  # what signals.sessions_revoked says of the revocations it makes
+            return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

@@ -1,10 +1,10 @@
-"""Django's ``runserver``, plus where the sessions live and how to log in."""
+"""Django's ``runserver`` (staticfiles': it serves the admin's CSS), plus where the sessions live and how to log in."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
 from django.core.cache import caches
-from django.core.management.commands.runserver import Command as RunserverCommand
 
 from shop.redis_info import server_name
 
