@@ -22,8 +22,8 @@ def request_meta(request: HttpRequest) -> dict[str, str]:
     }
 
 
-_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
-_SYSTEMS = (
+BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+SYSTEMS = (
     ("Android", "Android"),
     ("iPhone", "iOS"),
     ("iPad", "iOS"),
@@ -36,8 +36,8 @@ _TOOL = re.compile(r"^([A-Za-z][\w.-]{0,30})/")
 
 def summarize(user_agent: str) -> str:
     """``"Firefox on Linux"``: a user agent people recognise, in at most 64 characters."""
-    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
-    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    browser = next((name for marker, name in BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in SYSTEMS if marker in user_agent), None)
     if browser and system:
         return f"{browser} on {system}"
     if browser or system:
