@@ -2,12 +2,14 @@
 
     python -m tests.benchmarks.pickle_bombs [--revision REV] [--timeout S] [--memory-mb MB] [--only NAME]
 
-Each bomb of tests/hostile_pickles.py runs in a fresh process (so its peak RSS is
-its own), capped at ``--memory-mb`` of address space and killed after ``--timeout``
-seconds. The process does what the migration fallback does with a hash-mode value:
-``readable(source._parse_hash, value)`` then the codec's encode of the session it
-got (the create that would store it). ``--revision``: the code of that git revision
-instead of this checkout's.
+Each bomb of tests/hostile_pickles.py runs in a fresh process, capped at
+``--memory-mb`` of address space and killed after ``--timeout`` seconds. The
+process does what the migration fallback does with a hash-mode value:
+``readable(source._parse_hash, value)``, then the codec's encode of the session
+it got (the create that would store it). "peak MB" is how far its peak RSS rose
+once the bomb's bytes were built, "cpu s" the CPU of reading and encoding it
+(blank when killed), "wall s" the whole process. ``--revision``: the code of
+that git revision instead of this checkout's.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def child(name: str, package: str) -> None:
     payload = BOMBS[name]()
     value = int(time.time() + 600).to_bytes(4, "big") + b"\x00" + payload  # hash mode: expiry, flag, pickle
     source = redisession.RedisessionSource(None, True, bytes.fromhex, bytes.fromhex, None, "bench")
+    print(json.dumps({"ready_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
     start = time.process_time()
     try:
         found = sources.readable(source._parse_hash, value)
@@ -96,11 +99,11 @@ def run(name: str, package: str, path: str, timeout: float, memory_mb: int) -> d
     wall = time.monotonic() - started
     assert process.stdout is not None
     out = process.stdout.read()
-    peak = peak_kb
-    result: dict[str, object] = {"wall": wall, "peak_mb": peak / 1024}
-    lines = out.decode().strip().splitlines()
-    if lines:
-        result.update(json.loads(lines[-1]))
+    lines = [json.loads(line) for line in out.decode().strip().splitlines()]
+    ready_kb = lines[0]["ready_kb"] if lines else 0
+    result: dict[str, object] = {"wall": wall, "peak_mb": (peak_kb - ready_kb) / 1024}
+    if len(lines) > 1:
+        result.update(lines[-1])
     else:
         result["outcome"] = killed or f"died (MemoryError or the {memory_mb} MB cap)"
     return result
@@ -122,7 +125,7 @@ def main() -> None:
         from tests.benchmarks.speed import export_revision, package_name
 
         path, package = str(export_revision(args.revision)), package_name(args.revision)
-    print(f"{'bomb':40} {'bytes':>10} {'wall s':>7} {'cpu s':>7} {'peak MB':>8}  outcome")
+    print(f"{'bomb':40} {'bytes':>10} {'wall s':>7} {'cpu s':>7} {'peak MB':>8}  outcome", flush=True)
     for name in BOMBS:
         if args.only and args.only not in name:
             continue
