@@ -86,20 +86,28 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODERS = {PLAIN: msgspec.msgpack.Decoder(ext_hook=_no_ext), COMPACT: msgspec.msgpack.Decoder(ext_hook=ext_hook)}
 
 
-def _pack(value: Any, plain: bool) -> bytes:
-    """msgpack bytes of a session or its format-2 form; ``plain``: every top-level value
-    is a plain scalar, which msgspec writes as msgpack does, ~15x faster."""
+def _pack(value: Any, plain: bool) -> tuple[bytes, bool]:
+    """msgpack bytes of a session or its format-2 form, and whether a frozenset was packed (only
+    then can two keys load as one); ``plain``: every top-level value is a plain scalar, which
+    msgspec writes as msgpack does, ~15x faster."""
     if plain:
         try:
-            return _ENCODER.encode(value)
+            return _ENCODER.encode(value), False
         except (ValueError, OverflowError):  # an int beyond 64 bits, a lone surrogate: msgpack says why
             pass
     return _packb(value)
 
 
-def _packb(session: Any) -> bytes:
-    packed: bytes = msgpack.packb(session, **_PACK_OPTIONS)
-    return packed
+def _packb(session: Any) -> tuple[bytes, bool]:
+    frozensets = False
+
+    def default(value: Any) -> Any:
+        nonlocal frozensets
+        frozensets = frozensets or isinstance(value, frozenset)
+        return _default(value)
+
+    packed: bytes = msgpack.packb(session, **{**_PACK_OPTIONS, "default": default})
+    return packed, frozensets
 
 
 class Codec:
@@ -117,9 +125,11 @@ class Codec:
     def encode(self, session: Mapping[str, Any], expires_at: int | None = None) -> bytes:
         compacted, plain = compact(session)
         try:
-            payload = _pack(session if compacted is None else compacted, plain)
+            payload, frozensets = _pack(session if compacted is None else compacted, plain)
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnencodableSession(_explain(session, exc)) from exc
+        if frozensets:
+            _refuse_merging_keys(session)
         if len(payload) > self.max_size:
             raise SessionTooLarge(
                 f"The session is {len(payload):,} bytes of msgpack, over the limit of {self.max_size:,} "
@@ -217,3 +227,31 @@ def _explain(session: Mapping[str, Any], exc: Exception) -> str:
                 hint = " (naive datetimes cannot be stored: use an aware one or isoformat())"
             return f"session[{key!r}] cannot be stored: {inner}{hint}"
     return f"session cannot be stored: {exc}"
+
+
+def _as_loaded(key: Any) -> Any:
+    """A dict key as it loads back: tuples and frozensets, at any depth, as tuples."""
+    if isinstance(key, (tuple, frozenset)):
+        return tuple(_as_loaded(item) for item in key)
+    return key
+
+
+def _refuse_merging_keys(session: Mapping[Any, Any]) -> None:
+    """``UnencodableSession`` if two keys of one dict in ``session`` would load as one (a frozenset
+    and a tuple of the same items): loading would drop one of the two entries, silently."""
+    todo: list[tuple[str, Any]] = [("session keys", session)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, dict):
+            loaded: dict[Any, Any] = {}
+            for key in value:
+                first = loaded.setdefault(_as_loaded(key), key)
+                if first is not key:
+                    raise UnencodableSession(
+                        f"{where} {first!r} and {key!r} would both load as {_as_loaded(key)!r} "
+                        f"(a frozenset used as a key loads as a tuple, and one entry would be lost)"
+                    )
+            for key, item in value.items():
+                todo.append((f"session[{key!r}] cannot be stored: its keys" if value is session else where, item))
+        elif isinstance(value, (list, tuple)):
+            todo.extend((where, item) for item in value)

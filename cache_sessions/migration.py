@@ -33,7 +33,7 @@ from . import errors, user_index
 from .calls import Call, adrive, drive
 from .codec import UnencodableSession
 from .errors import SessionStoreError, SessionStoreUnavailable
-from .sources import Entry, Found, Source, build_source, expiry_of
+from .sources import Entry, Found, Source, Unreadable, build_source, expiry_of, suspicious
 from .storage import Sessions
 
 logger = logging.getLogger("cache_sessions")
@@ -89,8 +89,14 @@ class Fallback:
         return self.source.new_key and isinstance(cookie, str) and self.source.accepts(cookie)
 
     def _alive(self, found: Found | None) -> dict[str, Any] | None:
-        if found is None or not found.data or remaining(found) <= 0:
-            return None  # expired sessions are not resurrected
+        if found is None or not found.data:
+            return None
+        try:
+            if remaining(found) <= 0:
+                return None  # expired sessions are not resurrected
+        except Unreadable as exc:
+            suspicious.warning("Unreadable session in the old session store (%s): not moved.", exc)
+            return None
         return found.data
 
     def load(self, key: str) -> Moved | None:
@@ -219,7 +225,11 @@ def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_
             report.failed[entry.error] += 1
             continue
         assert entry.found is not None
-        ttl = remaining(entry.found)
+        try:
+            ttl = remaining(entry.found)
+        except Unreadable as exc:
+            report.failed[str(exc)] += 1
+            continue
         if ttl <= 0 or not entry.found.data:
             report.expired += 1
             continue

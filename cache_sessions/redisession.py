@@ -10,19 +10,26 @@ mode stores in the hash ``HASH_KEY_GENERATOR(key)``, field
 pickle``; flag bit 0 means the pickle is compressed with ``COMPRESS_LIB``.
 Its pickles are never unpickled: ``pickled.py`` reads the plain data they
 describe (dicts, lists, strings, numbers, dates: nothing that can run code),
-and Python 2's byte strings are read as UTF-8 text.
+within bounds of size, depth and work, and Python 2's byte strings are read as
+UTF-8 text. Whatever goes wrong reading a value makes it ``Unreadable``: no
+session, with a warning. A value found unreadable is not deleted (the old store
+may be shared with other data, or read-only) but remembered by its digest, so
+that the same bytes are not parsed again by this process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import pickled
 from .calls import Call
-from .codec import DEFAULT_MAX_SIZE
 from .compression import Compression
+from .pickle_machine import LIMITS
 from .redis_sources import Reader, string_read
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, readable
 
@@ -35,7 +42,10 @@ def unpickle(payload: bytes) -> Any:
     (protocol 0-2) byte strings become text where they are UTF-8."""
     python2 = not (payload[:1] == b"\x80" and len(payload) > 1 and payload[1] >= 3)
     value = pickled.loads(payload)
-    return _text(value) if python2 else value
+    try:
+        return _text(value) if python2 else value
+    except Exception as exc:  # within pickled's bounds nothing should fail here; still, never a 500
+        raise Unreadable(f"unreadable pickle ({type(exc).__name__})") from None
 
 
 def _text(value: Any) -> Any:
@@ -49,6 +59,29 @@ def _text(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return type(value)(_text(item) for item in value)
     return value
+
+
+class Remembered:
+    """Digests of values found unreadable, each with the reason (the newest ``size``, per process)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.reasons: OrderedDict[bytes, str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def reason(self, digest: bytes) -> str | None:
+        with self.lock:
+            return self.reasons.get(digest)
+
+    def add(self, digest: bytes, reason: str) -> None:
+        with self.lock:
+            self.reasons[digest] = reason
+            while len(self.reasons) > self.size:
+                self.reasons.popitem(last=False)
+
+
+# A stored value past this cannot hold a pickle ``pickled`` reads, even compressed (snappy's worst case).
+MAX_VALUE = LIMITS.max_bytes + LIMITS.max_bytes // 6 + 64
 
 
 class RedisessionSource(Source):
@@ -68,6 +101,7 @@ class RedisessionSource(Source):
         self.key_generator, self.hash_key_generator = key_generator, hash_key_generator
         self.name = f"redisession.backend ({'hash' if use_hash else 'string'} mode, {where})"
         self.native_async = True
+        self.unreadable = Remembered()
 
     def _names(self, key: str) -> tuple[bytes, ...] | None:
         """(name,) or (hash, field); None when a generator fails on the key (the old engine skipped it too)."""
@@ -80,6 +114,20 @@ class RedisessionSource(Source):
         return tuple(name.encode() if isinstance(name, str) else bytes(name) for name in names)
 
     def _payload(self, data: bytes) -> dict[str, Any]:
+        """The session in a value (flag byte + pickle); a value seen unreadable before is not read again."""
+        if len(data) > MAX_VALUE:
+            raise Unreadable(f"a value of {len(data):,} bytes, over {MAX_VALUE:,}")
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        known = self.unreadable.reason(digest)
+        if known is not None:
+            raise Unreadable(f"{known}; remembered, not read again")
+        try:
+            return self._session(data)
+        except Unreadable as exc:
+            self.unreadable.add(digest, str(exc))
+            raise
+
+    def _session(self, data: bytes) -> dict[str, Any]:
         if not data:
             raise Unreadable("empty value")
         flag, payload = data[0], data[1:]
@@ -87,7 +135,7 @@ class RedisessionSource(Source):
             if self.compression is None:
                 raise Unreadable("compressed, and no COMPRESS_LIB given")
             try:
-                payload = self.compression.decompress(payload, DEFAULT_MAX_SIZE)
+                payload = self.compression.decompress(payload, LIMITS.max_bytes)
             except Exception as exc:
                 raise Unreadable(f"cannot decompress ({type(exc).__name__})") from None
         session = unpickle(payload)

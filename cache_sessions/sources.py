@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -126,15 +126,19 @@ def readable(read: Any, *args: Any) -> Found | None:
 
 
 def expiry_of(data: Mapping[str, Any], modified_at: float) -> float:
-    """When a session expires, Django's way: its ``_session_expiry``, else the cookie age after ``modified_at``."""
+    """When a session expires, Django's way: its ``_session_expiry``, else the cookie age after ``modified_at``
+    (``Unreadable`` for an expiry that is neither a date nor seconds)."""
     expiry = data.get("_session_expiry")
     if not expiry:
         return modified_at + float(settings.SESSION_COOKIE_AGE)
-    if isinstance(expiry, str):
-        expiry = datetime.fromisoformat(expiry)
-    if isinstance(expiry, datetime):
-        return float(expiry.timestamp())
-    return modified_at + float(expiry)
+    try:
+        if isinstance(expiry, str):
+            expiry = datetime.fromisoformat(expiry)
+        expires_at = float(expiry.timestamp()) if isinstance(expiry, datetime) else modified_at + float(expiry)
+        datetime.fromtimestamp(expires_at, UTC)  # a date Django could compute too (up to year 9999)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise Unreadable(f"its _session_expiry (a {type(expiry).__name__}) is neither a date nor seconds") from None
+    return expires_at
 
 
 PARAMETERS = {
