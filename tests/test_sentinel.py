@@ -1,16 +1,14 @@
 """Sentinel: the follower (lazy, one per process and group, restarted after fork, never
-closing a connection in use), READONLY after a demotion, and real failovers of a
-1 primary + 1 replica + 3 sentinels group during save loops, in both modes.
+closing a connection in use), READONLY after a demotion, and primary discovery.
 
-The session contract runs on the Sentinel configurations of ``tests/configs.py``.
-The failover tests come last in this file and leave the group serving."""
+Real failovers during save loops are in ``test_sentinel_failover.py``; the session
+contract runs on the Sentinel configurations of ``tests/configs.py``."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Any
 
 import pytest
 from django.core.cache import caches
@@ -22,39 +20,15 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.cache import RedisCache
 from cache_sessions.sentinel import FollowingPool, NewestSentinel, SentinelSessionClient
 from tests import sentinels
-from tests.failover import SaveLoop
-from tests.fault_servers import crash, wait_for
 
 pytestmark = pytest.mark.django_db(databases=[])
 
-LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-STOCK = {  # django-redis's documented Sentinel setup: how sessions reached Sentinel before
-    "CLIENT_CLASS": "django_redis.client.SentinelClient",
-    "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-}
+LOCMEM, STOCK, alias = sentinels.LOCMEM, sentinels.STOCK, sentinels.alias
 
 
 @pytest.fixture(scope="module")
 def group() -> sentinels.SentinelGroup:
     return sentinels.group()
-
-
-def alias(group: sentinels.SentinelGroup, db: int, use_hash: bool, **options: Any) -> dict[str, Any]:
-    """What a user writes: our backend, SENTINELS and redis://<service>/<db>."""
-    return {
-        "BACKEND": "cache_sessions.cache.RedisCache",
-        "LOCATION": group.location(db),
-        "OPTIONS": {"SENTINELS": group.addresses, "USE_HASH": use_hash, "SOCKET_TIMEOUT": 1, **options},
-    }
-
-
-def direct(server: Any, db: int, use_hash: bool) -> dict[str, Any]:
-    """An alias on one data node itself (to read what a given server holds)."""
-    return {
-        "BACKEND": "cache_sessions.cache.RedisCache",
-        "LOCATION": f"{server.url}/{db}",
-        "OPTIONS": {"USE_HASH": use_hash},
-    }
 
 
 def follower_threads(follower: followers.Follower | None = None) -> list[threading.Thread]:
@@ -192,90 +166,3 @@ def test_a_demoted_primary_is_left_at_the_first_readonly(group, use_hash):
         assert SessionStore(session.session_key)["n"] == 2
         assert pool.master_address == ("127.0.0.1", group.primary().port)
         caches["sessions"].clear()
-
-
-# Real failovers, both modes at once (they take seconds: one of each) ------------------
-
-
-def run_loops(configs: dict[str, Any], event: Any, settle: float = 1.5) -> list[SaveLoop]:
-    """Save loops on the ``loop-*`` aliases around ``event()``; they stop ``settle``
-    seconds after the sentinels name the new primary."""
-    loops = [SaveLoop(name, sessions=100) for name in configs if name.startswith("loop-")]
-    for loop in loops:
-        loop.prepare()
-    for loop in loops:
-        loop.start()
-    try:
-        time.sleep(0.3)
-        event()
-    finally:
-        time.sleep(settle)
-        for loop in loops:
-            loop.finish()
-    return loops
-
-
-def test_primary_killed_errors_for_a_bounded_time_then_saves_resume(group):
-    group.ready()
-    old, new = group.primary(), group.replica()
-    configs = {
-        "default": LOCMEM,
-        "loop-string": alias(group, 3, False),
-        "loop-hash": alias(group, 4, True),
-        "check-loop-string": direct(new, 3, False),
-        "check-loop-hash": direct(new, 4, True),
-    }
-    with override_settings(CACHES=configs):
-
-        def kill() -> None:
-            crash(old)
-            wait_for(lambda: group.role(new) == "master", timeout=15, what="the replica promoted")
-
-        try:
-            loops = run_loops(configs, kill)
-        finally:
-            sentinels.restart_as_replica(old, new)
-        for loop in loops:
-            figures = loop.summary(f"check-{loop.alias}")
-            print(f"\nSIGKILL of the primary: {figures}")
-            assert not loop.lost_seen and not loop.lost_at_the_end(f"check-{loop.alias}")
-            # Errors until the sentinels agree the primary is down (1 s here) and pick a replica
-            # (measured: 0.9-2.1 s), then requests wait for the promotion; a slow election adds seconds.
-            assert loop.errors > 0 and loop.error_window() < 6.0
-            assert loop.longest_gap < 8.0 and loop.saves > 200  # and saves went on without a restart
-        Redis(port=new.port, db=3).flushdb()
-        Redis(port=new.port, db=4).flushdb()
-
-
-def test_forced_failover_loses_no_acknowledged_save(group):
-    """SENTINEL FAILOVER during save loops: ours loses nothing (it pauses while the replica is
-    promoted, then writes to it); django-redis's stock Sentinel client, in the same run, keeps
-    writing to the old primary, whose writes the failover discards."""
-    group.ready()
-    old, new = group.primary(), group.replica()
-    configs = {
-        "default": LOCMEM,
-        "loop-string": alias(group, 3, False),
-        "loop-hash": alias(group, 4, True),
-        "loop-stock-string": alias(group, 5, False, **STOCK),
-        "loop-stock-hash": alias(group, 6, True, **STOCK),
-    }
-    configs |= {f"check-{name}": direct(new, 3 + n, "hash" in name) for n, name in enumerate(list(configs)[1:])}
-    with override_settings(CACHES=configs):
-
-        def failover() -> None:
-            group.sentinel().execute_command("SENTINEL", "FAILOVER", sentinels.SERVICE)
-            wait_for(lambda: group.primary() is new, timeout=15, what="the sentinels naming the new primary")
-
-        loops = run_loops(configs, failover, settle=1.0)
-        for loop in loops:
-            print(f"\nSENTINEL FAILOVER: {loop.summary(f'check-{loop.alias}')}")
-        ours, stock = loops[:2], loops[2:]
-        for loop in ours:
-            assert not loop.lost_seen and not loop.lost_at_the_end(f"check-{loop.alias}")
-            assert loop.errors == 0 and loop.longest_gap < followers.PAUSE_SECONDS + 0.5
-        for loop in stock:  # the loss the test must be able to see
-            assert loop.lost_at_the_end(f"check-{loop.alias}")
-        for db in range(3, 7):
-            Redis(port=new.port, db=db).flushdb()
-            Redis(port=old.port, db=db).flushdb()
