@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from cache_sessions import follower as followers
 from cache_sessions.backend import SessionStore
@@ -48,7 +51,8 @@ def test_sentinels_and_a_service_url_are_all_it_takes(group):
         session.save()
         assert Redis(port=group.primary().port, db=9).dbsize() == 1
         cache.set("plain cache key", 1)  # the alias stays a cache (django-redis reads it from a replica)
-        assert cache.get_client().wait(1, 1000) == 1
+        replicas = len(group.replicas())  # django-redis reads from any of them
+        assert cache.get_client().wait(replicas, 1000) == replicas
         assert cache.get("plain cache key") == 1
         cache.clear()
 
@@ -138,6 +142,28 @@ def test_events_pause_switch_and_resume_the_pools_of_their_service(group):
     follower.handle("+selected-slave", "slave 127.0.0.1:1 127.0.0.1 1 @ other-service 127.0.0.1 2")
     follower.handle("-failover-abort-no-good-slave", "master other-service 127.0.0.1 2")
     assert pool.resumed.is_set()
+
+
+def test_a_group_is_told_apart_by_its_settings_never_by_the_objects_redis_py_adds(group):
+    """Managers built as the installed redis-py builds them (8.2 puts a ``Retry`` object into
+    every ``Sentinel``'s ``sentinel_kwargs``): equal settings share a follower, whatever
+    objects come with them; another timeout, user, password or TLS setting is another group."""
+
+    def follower_of(**sentinel_kwargs: Any) -> followers.Follower | None:
+        manager = NewestSentinel(group.addresses, sentinel_kwargs={"socket_timeout": 1, **sentinel_kwargs})
+        return FollowingPool(sentinels.SERVICE, manager, is_master=True, check_connection=False).follower
+
+    shared = follower_of()
+    assert shared is not None and follower_of() is shared
+    assert follower_of(retry=Retry(NoBackoff(), 3)) is shared
+    others = [
+        follower_of(socket_timeout=2),
+        follower_of(password="secret"),
+        follower_of(username="alice", password="secret"),
+        follower_of(ssl=True, ssl_ca_certs="/etc/ssl/a.pem"),
+        follower_of(ssl=True, ssl_ca_certs="/etc/ssl/b.pem"),
+    ]
+    assert len({id(shared), *map(id, others)}) == 1 + len(others)
 
 
 def test_a_paused_pool_carries_on_after_the_pause_if_no_switch_comes(group, monkeypatch):
