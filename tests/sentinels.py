@@ -112,6 +112,18 @@ class SentinelGroup:
         known = {r["port"] for r in sentinel.sentinel_slaves(SERVICE) if r["flags"] == "slave"}
         return {replica.port for replica in replicas} <= known
 
+    def failed_over(self, old: RedisServer) -> bool:
+        """Whether every sentinel names a primary other than ``old``, which answers as one, and
+        none is failing over still (the leader has reconfigured every replica)."""
+        try:
+            for index in range(len(self.sentinels)):
+                master = self.sentinel(index).sentinel_master(SERVICE)
+                if master["port"] == old.port or "failover_in_progress" in master["flags"]:
+                    return False
+            return self.role(self.primary()) == "master"
+        except Exception:
+            return False
+
     def state(self) -> dict[str, Any]:
         """What the group looks like, for a failure message."""
         described: dict[str, Any] = {f"data {s.port}": self.role(s) for s in self.data}

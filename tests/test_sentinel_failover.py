@@ -96,16 +96,6 @@ def test_primary_killed_errors_for_a_bounded_time_then_saves_resume(group):
     flush(group)
 
 
-def failover_done(group: sentinels.SentinelGroup, leader: int, old: sentinels.RedisServer) -> bool:
-    """Every sentinel names a new primary, and the leader has finished reconfiguring the replicas."""
-    try:
-        if any(group.primary(index) is old for index in range(len(group.sentinels))):
-            return False
-        return "failover_in_progress" not in group.sentinel(leader).sentinel_master(sentinels.SERVICE)["flags"]
-    except Exception:
-        return False
-
-
 class Discoveries:
     """What primary discovery finds, over and over in a thread while a failover runs, and
     whether a sentinel had switched (announced ``+switch-master``) when it asked."""
@@ -153,7 +143,7 @@ def test_a_planned_failover_loses_no_acknowledged_save_whichever_sentinel_leads(
 
         def failover() -> None:
             group.sentinel(leader).execute_command("SENTINEL", "FAILOVER", sentinels.SERVICE)
-            wait_for(lambda: failover_done(group, leader, old), timeout=30, what="the failover's end")
+            wait_for(lambda: group.failed_over(old), timeout=30, what="the failover's end")
 
         with Discoveries(group, old.port) as discoveries:
             loops = run_loops(configs, failover, settle=1.0)
