@@ -123,7 +123,7 @@ async def _close_all(clients: list[Redis]) -> None:
 
 def async_retry(retry: Retry) -> AsyncRetry:
     """The asyncio twin of a sync ``Retry`` (same backoff, retries and errors)."""
-    return AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)  # type: ignore[arg-type]
+    return AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)  # type: ignore[arg-type, unused-ignore]
 
 
 async def ignore(error: Exception) -> None:

@@ -111,7 +111,7 @@ class SentinelConnectionFactory(DjangoRedisSentinelFactory):
         options.setdefault("CONNECTION_POOL_CLASS", POOL)
         super().__init__(options)
         stock = self._sentinel  # what get_connection_pool hands to the pools
-        self._sentinel = NewestSentinel(  # type: ignore[no-untyped-call]
+        self._sentinel = NewestSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             options["SENTINELS"], sentinel_kwargs=stock.sentinel_kwargs, **stock.connection_kwargs
         )
 
