@@ -132,21 +132,22 @@ class _CutToDeadline:
             self.socket_connect_timeout = configured
 
     def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
-        left = remaining()
-        if left is not None and left <= 0:
-            raise TimeIsUp("the session operation's time was up before the command was sent")
-        return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        return self._cut(super().send_packed_command, "sent", *args, **kwargs)  # type: ignore[misc]
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cut(super().read_response, "answered", *args, **kwargs)  # type: ignore[misc]
+
+    def _cut(self, wait: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> Any:
+        """``wait(*args, **kwargs)`` on a socket whose timeout is at most the time left."""
         left, sock = remaining(), self._sock
         if left is None or sock is None or (self.socket_timeout is not None and left >= self.socket_timeout):
-            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+            return wait(*args, **kwargs)
         if left <= 0:
-            self.disconnect()  # type: ignore[attr-defined]  # its reply, if one comes, is nobody's
-            raise TimeIsUp("the session operation's time was up before the reply came")
+            self.disconnect()  # type: ignore[attr-defined]  # a reply that may still come is nobody's
+            raise TimeIsUp(f"the session operation's time was up before Redis {what}")
         sock.settimeout(left)
         try:
-            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+            return wait(*args, **kwargs)
         finally:
             if self._sock is sock:
                 sock.settimeout(self.socket_timeout)
