@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
@@ -157,6 +158,8 @@ def test_a_planned_failover_loses_no_acknowledged_save_whichever_sentinel_leads(
             assert loop.errors == 0 and loop.longest_gap < followers.PAUSE_SECONDS + 1.0
         for loop in stock:  # the loss the test must be able to see
             assert loop.lost_at_the_end(f"check-{new.port}-{loop.alias}")
+        for loop in stock:  # still on the old primary, demoted below: let the next test's find the new one
+            caches[loop.alias].client.get_client().connection_pool.disconnect()
     # Sentinel demotes the old primary ~10 s after the switch; doing it now saves the next test the wait.
     sentinels.follow(old, new)
     flush(group)
