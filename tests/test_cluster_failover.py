@@ -184,8 +184,8 @@ def planned_failover(cluster: Cluster, redis: Any, use_hash: bool) -> None:
 
 @pytest.mark.parametrize("bound", [1.0, None], ids=["OPERATION_TIMEOUT=1", "default"])
 def test_sigkill_of_a_primary_answers_every_save_within_the_bound_and_loses_none(cluster, bound):
-    """Whatever redis-py does inside (8.1 fails fast and retries little, 8.2 retries on its
-    own for seconds), each save either succeeds or raises SessionStoreUnavailable, within
+    """Whatever redis-py does inside (some versions fail fast and retry little, others retry
+    on their own for seconds), each save either succeeds or raises SessionStoreUnavailable, within
     OPERATION_TIMEOUT; with 1 s (shorter than the promotion) some fail, with the default
     most wait for the promotion and succeed."""
     options = {} if bound is None else {"OPERATION_TIMEOUT": bound}
