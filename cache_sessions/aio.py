@@ -124,7 +124,7 @@ async def _close_all(clients: list[Redis]) -> None:
 def async_retry(retry: Retry) -> AsyncRetry:
     """The asyncio twin of a sync ``Retry`` (same backoff, retries and errors, and the
     ``is_retryable`` checker of its own that newer redis-py lets a ``Retry`` carry)."""
-    twin = AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)
+    twin = AsyncRetry(retry._backoff, retry.get_retries(), retry._supported_errors)  # type: ignore[arg-type, unused-ignore]
     checker = getattr(retry, "is_retryable", None)
     if checker is not None:
         twin.is_retryable = checker

@@ -11,7 +11,8 @@ One switch::
 cache object, made again in a forked child. redis-py routes each command by
 its key's slot and follows MOVED/ASK and failovers; a session operation is
 still one command to the node owning it (hash mode keeps every key a script
-touches in its bucket's ``{tag}``, so one slot). Sweeps, statistics and checks
+touches in its bucket's ``{tag}``, so one slot), answered within
+``OPERATION_TIMEOUT`` (``cluster_sessions.py``). Sweeps, statistics and checks
 walk every primary through ``ClusterTopology.servers()``.
 
 ``ClusterClient`` changes only what one server can do and a cluster cannot:
@@ -26,8 +27,8 @@ import inspect
 import os
 import socket
 import threading
-from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Collection
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -36,15 +37,13 @@ from django_redis.exceptions import ConnectionInterrupted
 from django_redis.pool import ConnectionFactory
 from redis import exceptions as redis_errors
 from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
+from redis.connection import ConnectionPool
 
-from . import aio
-from .buckets import HashSessions
+from . import deadline
 from .client import SessionClient
-from .storage import Sessions
-from .strings import StringSessions
+from .cluster_sessions import ClusterHashSessions, ClusterStringSessions, ClusterTopology, ClusterUnreachable
 
-if TYPE_CHECKING:
-    from redis import Redis
+__all__ = ["ClusterClient", "ClusterConnectionFactory", "ClusterRedis", "ClusterTopology", "ClusterUnreachable"]
 
 FACTORY = "cache_sessions.cluster.ClusterConnectionFactory"
 _CACHE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ResponseError, socket.timeout)
@@ -74,19 +73,6 @@ class ClusterRedis(RedisCluster):
         if sha is None:
             raise failure or redis_errors.ConnectionError("SCRIPT LOAD: no node of the cluster answered")
         return sha
-
-
-class ClusterUnreachable(ConnectionInterrupted, redis_errors.ConnectionError):
-    """No startup node answered: django-redis's ``ConnectionInterrupted`` for the cache
-    API (``IGNORE_EXCEPTIONS`` applies), a redis-py ``ConnectionError`` for the sessions
-    (retried, then ``SessionStoreUnavailable``)."""
-
-    def __init__(self, message: str) -> None:
-        Exception.__init__(self, message)
-        self.connection = None
-
-    def __str__(self) -> str:
-        return Exception.__str__(self)
 
 
 class ClusterConnectionFactory(ConnectionFactory):
@@ -147,14 +133,20 @@ class ClusterConnectionFactory(ConnectionFactory):
     def make_cluster(self, url: str) -> RedisCluster:
         first, *others = startup_urls(url)
         nodes = [ClusterNode(parsed.hostname, parsed.port or 6379) for parsed in map(urlparse, others)]  # type: ignore[no-untyped-call]
+        # Node connections whose waits a session operation's deadline cuts short (deadline.py).
+        pool_class = deadline.bounded_pool(self.cluster_kwargs.get("connection_pool_class", ConnectionPool))
         try:
-            return self.redis_client_cls(url=first, startup_nodes=nodes, **self.cluster_kwargs)
+            cluster = self.redis_client_cls(
+                url=first, startup_nodes=nodes, **{**self.cluster_kwargs, "connection_pool_class": pool_class}
+            )
         except (redis_errors.RedisError, redis_errors.RedisClusterException) as exc:
             # django-redis re-raises the cause (unless IGNORE_EXCEPTIONS): the redis-py
             # ConnectionError, as with one server that is down.
             cause = exc.__cause__ if isinstance(exc.__cause__, redis_errors.RedisError) else exc
             addresses = ", ".join(map(_address, [first, *others]))
             raise ClusterUnreachable(f"Redis Cluster at {addresses} cannot be reached: {exc}") from cause
+        cluster.set_retry(deadline.bounded_retry(cluster.retry))  # type: ignore[no-untyped-call, unused-ignore]
+        return cluster
 
     def disconnect(self, connection: RedisCluster) -> None:
         """Close the sockets of every node (they reopen on next use), like django-redis's pools."""
@@ -206,39 +198,6 @@ def close_all() -> None:
         clusters, ClusterConnectionFactory._clusters = ClusterConnectionFactory._clusters, {}
     for cluster in clusters.values():
         cluster.close()
-
-
-class ClusterTopology(Sessions):
-    """Where a storage mode's names live on a cluster: ``redis_for`` is the cluster
-    client itself (it routes by slot); ``servers`` and ``by_server`` are per primary."""
-
-    acks_supported = False  # a cluster pipeline does not promise WAIT the write's node
-
-    def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
-        return self.client.get_client(write=True)
-
-    def aredis(self, sync_redis: Redis) -> Any:
-        raise aio.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
-
-    def servers(self) -> list[Redis]:
-        cluster = self.cluster()
-        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
-
-    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
-        cluster = self.cluster()
-        groups: dict[str, tuple[Redis, list[bytes]]] = {}
-        for name in names:
-            node = cluster.get_node_from_key(name)
-            groups.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(name)
-        return list(groups.values())
-
-
-class ClusterStringSessions(ClusterTopology, StringSessions):
-    pass
-
-
-class ClusterHashSessions(ClusterTopology, HashSessions):
-    pass
 
 
 class ClusterClient(SessionClient):

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
     "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
     "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
+    "OPERATION_TIMEOUT": None,  # Redis Cluster: seconds a session operation may take, retries included (None: 3)
 }
 OUR_ENGINE = "cache_sessions.backend"
 # Each index script reads a user's whole run (up to twice USER_SESSIONS_MAX records) in
@@ -101,6 +102,7 @@ class SessionOptions:
     user_sessions_max: int
     acks: Acks | None
     migrate_from: MigrateFrom | None = None
+    operation_timeout: float | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionOptions:
@@ -137,6 +139,7 @@ class SessionOptions:
             user_sessions_max=_int(values, "USER_SESSIONS_MAX", 1, MAX_USER_SESSIONS),
             acks=_acks(values),
             migrate_from=MigrateFrom.parse(values["MIGRATE_FROM"]),
+            operation_timeout=_operation_timeout(values),
         )
 
     def for_records(self) -> SessionOptions:
@@ -202,6 +205,15 @@ def _acks(values: Mapping[str, Any]) -> Acks | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 3600:
         raise ImproperlyConfigured(f"OPTIONS['MIN_REPLICAS_ACK_TIMEOUT'] must be seconds > 0, not {timeout!r}")
     return Acks(replicas, max(1, round(timeout * 1000))) if replicas else None
+
+
+def _operation_timeout(values: Mapping[str, Any]) -> float | None:
+    value = values["OPERATION_TIMEOUT"]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 3600:
+        raise ImproperlyConfigured(f"OPTIONS['OPERATION_TIMEOUT'] must be seconds from 0.5 to 3600, not {value!r}")
+    return float(value)
 
 
 def _callable(values: Mapping[str, Any], name: str) -> Callable[..., Any] | None:

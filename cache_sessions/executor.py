@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from .conf import SessionOptions
+    from .replicas import Acks
 
 
 class Executor:
     # Whether MIN_REPLICAS_ACK can pipeline a write with its WAIT to the server that ran it.
     acks_supported = True
+    # Whether OPERATION_TIMEOUT bounds this topology's operations (a deadline, cluster.py).
+    deadline_supported = False
 
     def __init__(self, client: DefaultClient, options: SessionOptions) -> None:
         self.client = client
@@ -44,6 +47,12 @@ class Executor:
             raise ImproperlyConfigured(
                 f"OPTIONS['MIN_REPLICAS_ACK'] is not supported on {type(self).__name__} yet: "
                 f"use min-replicas-to-write in the servers' configuration instead."
+            )
+        self.operation_timeout = options.operation_timeout
+        if self.operation_timeout is not None and not self.deadline_supported:
+            raise ImproperlyConfigured(
+                f"OPTIONS['OPERATION_TIMEOUT'] is supported on Redis Cluster only, not on {type(self).__name__}: "
+                f"bound an operation with SOCKET_TIMEOUT, SOCKET_CONNECT_TIMEOUT and RETRY instead."
             )
         self._moves: bool | None = None
 
@@ -106,10 +115,7 @@ class Executor:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         acks = self.acks if call.needs_ack else None
         try:
-            redis = self.redis_for(call.route)  # a cluster client connects when first made
-            reply = self.retry.call_with_retry(
-                partial(send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
-            )
+            reply = self.send_retried(call, acks)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -118,6 +124,14 @@ class Executor:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
         return self.execute(result) if isinstance(result, Call) else result
+
+    def send_retried(self, call: Call[Any], acks: Acks | None) -> Any:
+        """``call``'s reply, sent again as the RETRY policy says after a failure a retry cures
+        (a cluster bounds this by a deadline instead: ``cluster.ClusterTopology``)."""
+        redis = self.redis_for(call.route)
+        return self.retry.call_with_retry(
+            partial(send, redis, call, acks), partial(self.after_failure, redis), self.is_retryable
+        )
 
     def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
         """Send ``calls`` in one pipeline per server (one round trip each, in order, not a

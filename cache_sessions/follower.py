@@ -163,16 +163,38 @@ def _text(value: Any) -> str:
 
 _followers: dict[tuple[Any, ...], Follower] = {}
 _lock = threading.Lock()
+_SCALARS = (str, bytes, int, float, type(None))
+_OBJECT = object()  # what _plain gives for a value that is not plain data
 
 
 def follower_for(sentinels: list[tuple[str, int]], sentinel_kwargs: dict[str, Any]) -> Follower:
     """The process's follower of the group these sentinels (and credentials) make up."""
-    key = (tuple(sorted(sentinels)), tuple(sorted((k, repr(v)) for k, v in sentinel_kwargs.items())))
+    key = group_key(sentinels, sentinel_kwargs)
     with _lock:
         follower = _followers.get(key)
         if follower is None:
             follower = _followers[key] = Follower(list(sentinels), sentinel_kwargs)
     return follower
+
+
+def group_key(sentinels: list[tuple[str, int]], sentinel_kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells one group of sentinels from another: their addresses and the plain values
+    of the kwargs (username, password, ``ssl*``, db, timeouts...). Objects (the ``Retry``
+    that redis-py adds to every ``Sentinel``'s kwargs, a credential provider) are left out:
+    two equal ones are distinct objects, so they would give every pool a follower of its
+    own. The follower listens with the kwargs of the first pool of its group."""
+    values = {name: _plain(value) for name, value in sentinel_kwargs.items()}
+    plain = sorted((name, value) for name, value in values.items() if value is not _OBJECT)
+    return tuple(sorted((str(host), int(port)) for host, port in sentinels)), tuple(plain)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` if it is plain data (scalars, and tuples or lists of them, as a tuple), else ``_OBJECT``."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(item, _SCALARS) for item in value):
+        return tuple(value)
+    return _OBJECT
 
 
 def _after_fork_in_child() -> None:

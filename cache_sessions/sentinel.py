@@ -13,9 +13,9 @@ With ``SENTINELS`` our backend picks ``SentinelSessionClient``: django-redis's
 in one class, whose connection factory (django-redis's Sentinel factory, with
 our pool class and primary discovery) makes pools that a process-wide
 ``follower.Follower`` moves to the new primary as soon as the sentinels
-announce it. Discovery asks every sentinel and believes the one with the
-newest configuration (the highest config epoch), not the first to answer,
-which may not have heard of the last failover yet.
+announce it. Discovery asks every sentinel and believes the newest
+configuration (the highest config epoch), not the first to answer, which may
+not have heard of the last failover yet (``NewestSentinel``).
 """
 
 from __future__ import annotations
@@ -47,26 +47,59 @@ class SentinelSessionClient(SentinelClient, SessionClient):
 
 
 class NewestSentinel(Sentinel):
-    """redis-py's ``Sentinel``, whose primary is the one the newest configuration names."""
+    """redis-py's ``Sentinel``, whose primary is the one the newest configuration names.
+
+    Each sentinel is asked, in one pipeline it runs back to back, for the service's
+    state (its config epoch and flags: ``SENTINEL MASTER``) and for the address that goes
+    with that epoch (``SENTINEL GET-MASTER-ADDR-BY-NAME``). The address in ``SENTINEL
+    MASTER(S)`` is not it: a sentinel leading a failover raises its epoch when the replica
+    is promoted but keeps the old address there until it has reconfigured the other
+    replicas (seconds), while ``GET-MASTER-ADDR-BY-NAME`` gives the promoted one from that
+    moment. The highest epoch wins: before the promotion every sentinel names the old
+    primary; after it, the leader and every sentinel that heard its announcement name the
+    new one with the new epoch, and those that did not yet keep the old epoch and lose.
+    Two answers with one epoch name one address (an epoch is one configuration); should
+    they ever differ, the address most sentinels give wins, not the first to answer.
+    """
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
-        newest: tuple[int, tuple[str, int]] | None = None
+        answers: list[tuple[int, tuple[str, int]]] = []
         failures = []
         for sentinel in self.sentinels:
             try:
-                masters: Any = sentinel.sentinel_masters()
-                state = masters.get(service_name)
+                state, address = _ask(sentinel, service_name)
             except (ConnectionError, TimeoutError) as exc:
                 failures.append(f"{sentinel}: {exc!r}")
                 continue
-            if state and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
-                epoch = int(state.get("config-epoch") or 0)
-                if newest is None or epoch > newest[0]:
-                    ip = self._force_master_ip if self._force_master_ip is not None else state["ip"]
-                    newest = (epoch, (ip, int(state["port"])))
-        if newest is None:
+            if state and address and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
+                ip = self._force_master_ip if self._force_master_ip is not None else address[0]
+                answers.append((int(state.get("config-epoch") or 0), (ip, address[1])))
+        if not answers:
             raise MasterNotFoundError(f"No master found for {service_name!r}" + "".join(f"; {f}" for f in failures))
-        return newest[1]
+        return newest(answers)
+
+
+def _ask(sentinel: Any, service_name: str) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
+    """``(state, address)`` of ``service_name`` from one sentinel; ``None``s if it does not know it."""
+    pipe = sentinel.pipeline(transaction=False)
+    pipe.sentinel_master(service_name)
+    pipe.sentinel_get_master_addr_by_name(service_name)
+    state, address = pipe.execute(raise_on_error=False)
+    for reply in (state, address):
+        if isinstance(reply, (ConnectionError, TimeoutError)):
+            raise reply
+    if not isinstance(state, dict) or not address or isinstance(address, Exception):
+        return None, None  # "No such master with that name"
+    host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
+    return state, (host, int(address[1]))
+
+
+def newest(answers: list[tuple[int, tuple[str, int]]]) -> tuple[str, int]:
+    """The address of the highest epoch among ``(epoch, address)`` answers; on one epoch
+    with several addresses, the one given most often (then the first given)."""
+    top = max(epoch for epoch, _ in answers)
+    addresses = [address for epoch, address in answers if epoch == top]
+    return max(addresses, key=lambda address: (addresses.count(address), -addresses.index(address)))
 
 
 class SentinelConnectionFactory(DjangoRedisSentinelFactory):
@@ -78,7 +111,7 @@ class SentinelConnectionFactory(DjangoRedisSentinelFactory):
         options.setdefault("CONNECTION_POOL_CLASS", POOL)
         super().__init__(options)
         stock = self._sentinel  # what get_connection_pool hands to the pools
-        self._sentinel = NewestSentinel(
+        self._sentinel = NewestSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             options["SENTINELS"], sentinel_kwargs=stock.sentinel_kwargs, **stock.connection_kwargs
         )
 

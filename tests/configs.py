@@ -73,7 +73,7 @@ if _has("zstandard"):
     CONFIGS["hash-zstd"] = _config(12, **HASH, COMPRESS_LIB="zstd", COMPRESS_MIN_LENGTH=10)
 
 
-# Topologies: the same contract on a Sentinel service (1 primary + 1 replica + 3
+# Topologies: the same contract on a Sentinel service (1 primary + 2 replicas + 3
 # sentinels, tests/sentinels.py) and on three servers by weight (tests/partitions.py).
 def _sentinel(db: int, **options: Any) -> dict[str, Any]:
     pool_kwargs = {"connection_class": CountingSentinelConnection}

@@ -1,16 +1,19 @@
 """What a Sentinel failover costs the sessions saved through it (not part of ``make test``).
 
-    python -m tests.benchmarks.failover [--rounds R] [--no-pause] [--kill]
+    python -m tests.benchmarks.failover [--rounds R] [--replicas N] [--no-pause] [--kill]
 
-Starts a 1 primary + 1 replica + 3 sentinels group (down-after 1,000 ms) and,
-each round, runs save loops (``tests/failover.py``) in both modes on two
-aliases at once: cache_sessions' Sentinel client (follows ``+switch-master``,
-pauses on ``+selected-slave``), and django-redis's documented Sentinel setup
+Starts the tests' group (``tests/sentinels.py``: 1 primary + 2 replicas, or
+``--replicas``, + 3 sentinels, quorum 2, down-after 1,000 ms, failover-timeout
+5,000 ms) and, each round, runs save loops (``tests/failover.py``) in both
+modes on two aliases at once: cache_sessions' Sentinel client (follows ``+switch-master``, pauses
+on ``+selected-slave``), and django-redis's documented Sentinel setup
 (``SentinelClient`` + ``SentinelConnectionFactory``), which is how sessions
-reached a Sentinel service before. Then ``SENTINEL FAILOVER`` (or, with
-``--kill``, SIGKILL of the primary), 2 s more of saves after the switch, and
-the count: acknowledged saves lost, errors, the error window.
-``--no-pause`` follows ``+switch-master`` only (what the pause adds).
+reached a Sentinel service before. Then ``SENTINEL FAILOVER`` sent to each
+sentinel in turn (round 1 to the first of ``SENTINELS``, round 2 to the
+second...) or, with ``--kill``, SIGKILL of the primary; 2 s more of saves
+after the leader has finished the failover, and the count: acknowledged saves
+lost, errors, the error window. ``--no-pause`` follows ``+switch-master``
+only (what the pause adds).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
 from django.test import override_settings  # noqa: E402
+from redis import Redis  # noqa: E402
 
 from cache_sessions import follower  # noqa: E402
 from tests import sentinels  # noqa: E402
@@ -40,7 +44,7 @@ STOCK = {
 }
 
 
-def caches_for(group: sentinels.SentinelGroup, check_port: int) -> dict[str, Any]:
+def caches_for(group: sentinels.SentinelGroup) -> dict[str, Any]:
     def alias(db: int, use_hash: bool, **options: Any) -> dict[str, Any]:
         return {
             "BACKEND": "cache_sessions.cache.RedisCache",
@@ -48,31 +52,35 @@ def caches_for(group: sentinels.SentinelGroup, check_port: int) -> dict[str, Any
             "OPTIONS": {"SENTINELS": group.addresses, "USE_HASH": use_hash, "SOCKET_TIMEOUT": 1, **options},
         }
 
-    def check(db: int, use_hash: bool) -> dict[str, Any]:
+    def check(port: int, db: int, use_hash: bool) -> dict[str, Any]:
         return {
             "BACKEND": "cache_sessions.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{check_port}/{db}",
+            "LOCATION": f"redis://127.0.0.1:{port}/{db}",
             "OPTIONS": {"USE_HASH": use_hash},
         }
 
+    checks = {
+        f"check-{server.port}-{name}": check(server.port, db, name.endswith("hash"))
+        for server in group.data
+        for name, db in MODES.items()
+    }
     return {
         "default": LOCMEM,
         "ours-string": alias(5, False),
         "ours-hash": alias(6, True),
         "stock-string": alias(7, False, **STOCK),
         "stock-hash": alias(8, True, **STOCK),
-        **{f"check-{name}": check(db, name.endswith("hash")) for name, db in MODES.items()},
+        **checks,
     }
 
 
 MODES = {"ours-string": 5, "ours-hash": 6, "stock-string": 7, "stock-hash": 8}
 
 
-def one_round(group: sentinels.SentinelGroup, kill: bool) -> list[dict[str, Any]]:
+def one_round(group: sentinels.SentinelGroup, kill: bool, leader: int) -> list[dict[str, Any]]:
     group.ready()
     old = group.primary()
-    new = group.replica()
-    with override_settings(CACHES=caches_for(group, new.port)):
+    with override_settings(CACHES=caches_for(group)):
         loops = [SaveLoop(alias) for alias in MODES]
         for loop in loops:
             loop.prepare()
@@ -83,20 +91,22 @@ def one_round(group: sentinels.SentinelGroup, kill: bool) -> list[dict[str, Any]
         if kill:
             crash(old)
         else:
-            group.sentinel().execute_command("SENTINEL", "FAILOVER", sentinels.SERVICE)
-        while group.role(new) != "master" or group.primary() is not new:
+            group.sentinel(leader).execute_command("SENTINEL", "FAILOVER", sentinels.SERVICE)
+        while not group.failed_over(old):
             time.sleep(0.01)
         switched = time.monotonic() - started
         time.sleep(2.0)
         for loop in loops:
             loop.finish()
-        results = [{**loop.summary(f"check-{loop.alias}"), "promoted after (s)": round(switched, 2)} for loop in loops]
+        new = group.primary()
+        figures = {"leader": "kill" if kill else leader, "failover took (s)": round(switched, 2)}
+        results = [{**loop.summary(f"check-{new.port}-{loop.alias}"), **figures} for loop in loops]
         for db in MODES.values():
-            from redis import Redis
-
             Redis(port=new.port, db=db).flushdb()
     if kill:  # back as a replica of the new primary
         sentinels.restart_as_replica(old, new)
+    else:  # what Sentinel does ~10 s after the switch: the next round need not wait for it
+        sentinels.follow(old, new)
     return results
 
 
@@ -105,16 +115,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-pause", action="store_true", help="follow +switch-master only")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the primary instead of SENTINEL FAILOVER")
+    parser.add_argument("--replicas", type=int, default=sentinels.REPLICAS, help="replicas of the primary")
     args = parser.parse_args()
     if args.no_pause:
         follower.PAUSE_SECONDS = 0.0
-    group = sentinels.group()
+    group = sentinels.SentinelGroup(replicas=args.replicas)
     try:
         for number in range(args.rounds):
-            for result in one_round(group, args.kill):
+            for result in one_round(group, args.kill, leader=number % len(group.sentinels)):
                 print(f"round {number + 1}: {result}", flush=True)
-            if not args.kill:
-                time.sleep(2 * sentinels.FAILOVER_TIMEOUT_MS / 1000)
     finally:
         group.stop()
     sys.exit(0)

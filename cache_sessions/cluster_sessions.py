@@ -1,0 +1,122 @@
+"""Sessions on Redis Cluster: where a storage mode's names live, and sending their calls
+within ``OPERATION_TIMEOUT``.
+
+``ClusterTopology`` is mixed into each storage mode (``ClusterStringSessions``,
+``ClusterHashSessions``): ``redis_for`` is the cluster client itself (it routes
+by slot), ``servers`` and ``by_server`` are per primary. Each session
+operation runs under a deadline (``deadline.py``): what a failover explains (a
+lost or refused connection, a timeout, ``CLUSTERDOWN``, ``TRYAGAIN``, a slot
+no node serves yet, no node reachable) is retried with the ``RETRY`` backoff
+until it succeeds or the deadline comes, then reported as
+``SessionStoreUnavailable``. A failover shorter than the deadline is a wait,
+not an error; a cluster that stays down is an error within the deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django_redis.exceptions import ConnectionInterrupted
+from redis import exceptions as redis_errors
+
+from . import aio, deadline, errors
+from .buckets import HashSessions
+from .calls import Call, T, send
+from .storage import Sessions
+from .strings import StringSessions
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from .replicas import Acks
+
+DEFAULT_OPERATION_TIMEOUT = 3.0  # seconds: rides out a failover with cluster-node-timeout ~1 s
+# Failures a failover explains, beyond a lost connection or a timeout (errors.is_retryable).
+_FAILOVER_ERRORS = (redis_errors.ClusterError, redis_errors.TryAgainError, redis_errors.SlotNotCoveredError)
+
+
+class ClusterUnreachable(ConnectionInterrupted, redis_errors.ConnectionError):
+    """No node of the cluster answered: django-redis's ``ConnectionInterrupted`` for the
+    cache API (``IGNORE_EXCEPTIONS`` applies), a redis-py ``ConnectionError`` for the
+    sessions (retried, then ``SessionStoreUnavailable``)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.connection = None
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's cluster client finding no node to ask (a
+    ``RedisClusterException``, not a ``RedisError``, whatever the version calls it)."""
+    if not isinstance(exc, redis_errors.RedisClusterException):
+        return False
+    unreachable_error = getattr(redis_errors, "RedisClusterUnreachableError", ())
+    return isinstance(exc, unreachable_error) or str(exc).startswith("Redis Cluster cannot be connected")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Retried within the deadline: what a failover, or a cluster that is down, explains."""
+    return errors.is_retryable(exc) or isinstance(exc, _FAILOVER_ERRORS)
+
+
+class ClusterTopology(Sessions):
+    """Where a storage mode's names live on a cluster, and how its calls are sent."""
+
+    acks_supported = False  # a cluster pipeline does not promise WAIT the write's node
+    deadline_supported = True
+
+    def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
+        return self.client.get_client(write=True)
+
+    def aredis(self, sync_redis: Redis) -> Any:
+        raise aio.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
+
+    def servers(self) -> list[Redis]:
+        cluster = self.cluster()
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
+
+    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
+        cluster = self.cluster()
+        groups: dict[str, tuple[Redis, list[bytes]]] = {}
+        for name in names:
+            node = cluster.get_node_from_key(name)
+            groups.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(name)
+        return list(groups.values())
+
+    # Sending under a deadline: an operation and its follow-up calls share one.
+
+    def timeout(self) -> float:
+        return DEFAULT_OPERATION_TIMEOUT if self.operation_timeout is None else self.operation_timeout
+
+    def execute(self, call: Call[T]) -> T:
+        with deadline.within(self.timeout()):
+            return super().execute(call)
+
+    def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        with deadline.within(self.timeout()):
+            return super().execute_many(calls)
+
+    def send_retried(self, call: Call[Any], acks: Acks | None) -> Any:
+        backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)  # RETRY's, to space the attempts
+        return deadline.retrying(partial(self._send_once, call, acks), is_retryable, backoff)
+
+    def _send_once(self, call: Call[Any], acks: Acks | None) -> Any:
+        try:
+            return send(self.redis_for(call.route), call, acks)  # the first use of a cluster client connects
+        except redis_errors.RedisClusterException as exc:
+            if unreachable(exc):
+                raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
+            raise
+
+
+class ClusterStringSessions(ClusterTopology, StringSessions):
+    pass
+
+
+class ClusterHashSessions(ClusterTopology, HashSessions):
+    pass
