@@ -326,6 +326,16 @@ def configure(url: str, compare: str | None) -> list[Engine]:
     ]
 
 
+def has_field_ttls(control: redis.Redis) -> bool:
+    """Whether the server has HSETEX (asked by trying it: COMMAND INFO differs between versions)."""
+    try:
+        control.execute_command("HSETEX", "field-ttl-probe", "EX", 1, "FIELDS", 1, "f", "v")
+    except redis.ResponseError:
+        return False
+    control.delete("field-ttl-probe")
+    return True
+
+
 def progress(message: str) -> None:
     print(f"  {message}...", file=sys.stderr, flush=True)
 
@@ -335,7 +345,7 @@ def run(server: RedisServer, args: argparse.Namespace, dataset: int, sizes: list
 
     engines = configure(server.url, args.compare)
     control = redis.Redis(port=server.port)
-    field_ttls = control.execute_command("COMMAND", "INFO", "HSETEX") != [None]
+    field_ttls = has_field_ttls(control)
     layout = sessions_for("layout")
     info = control.info("server")
     print(f"field_ttl benchmark, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
