@@ -57,11 +57,15 @@ class UserSessionsAdminMixin(ModelAdmin):
         view = self.admin_site.admin_view(self.log_out_everywhere_view)
         return [path("<path:object_id>/sessions/log-out/", view, name=name), *super().get_urls()]
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 asks where the actions go (the user list or a change form) and warns about an
+        # override that cannot be told; Django 5.2 never passes it.
+        where = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **where)
+        on_the_list = action_location is None or getattr(action_location, "value", None) == "CHANGE_LIST"
         offered = self.actions is not None and "_popup" not in request.GET  # as Django decides for its own
-        if offered and self.has_change_permission(request) and self.user_sessions_on():
-            actions["log_out_everywhere"] = self.get_action("log_out_everywhere")
+        if on_the_list and offered and self.has_change_permission(request) and self.user_sessions_on():
+            actions["log_out_everywhere"] = self.get_action("log_out_everywhere", **where)
         return actions
 
     @admin.action(description=gettext_lazy("Log the selected users out everywhere"))
