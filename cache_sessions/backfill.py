@@ -35,7 +35,8 @@ from typing import Any
 from . import errors, user_index
 from .buckets import USER_BUCKET_NAME, HashSessions
 from .calls import drive
-from .codec import CorruptSession, is_overflow_pointer, read_header
+from .errors import CorruptSession
+from .format.codec import is_overflow_pointer, read_header
 from .storage import Sessions
 from .sweep import _glob_escape, bucket_pattern, is_bucket_name
 

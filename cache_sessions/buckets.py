@@ -27,7 +27,8 @@ from asgiref.sync import sync_to_async
 
 from . import aio, errors, facts, lua
 from .calls import Call, answer, evalsha
-from .codec import CorruptSession, is_overflow_pointer, overflow_pointer, read_header
+from .errors import CorruptSession
+from .format.codec import is_overflow_pointer, overflow_pointer, read_header
 from .storage import Sessions
 
 if TYPE_CHECKING:

@@ -38,9 +38,9 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from . import facts, keys
-from .codec import is_overflow_pointer
 from .conf import unknown_options
 from .errors import SessionStoreError
+from .format.codec import is_overflow_pointer
 from .keys import new_session_key
 
 ENGINE = "cache_sessions.backend"

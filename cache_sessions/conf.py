@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.retry import Retry
 
 from . import errors, keys
-from .codec import DEFAULT_MAX_SIZE, Codec
+from .format.codec import DEFAULT_MAX_SIZE, Codec
 from .replicas import Acks
 
 DEFAULTS: dict[str, Any] = {

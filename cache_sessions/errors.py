@@ -35,6 +35,18 @@ class SessionStoreError(Exception):
     """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
 
 
+class CorruptSession(ValueError):
+    """Stored bytes are not a session the codec can read (``format/codec.py``)."""
+
+
+class UnencodableSession(TypeError):
+    """A session value has a type msgpack cannot store: its save fails."""
+
+
+class SessionTooLarge(UnencodableSession):
+    """A session is larger than ``MAX_SESSION_BYTES``: its save fails."""
+
+
 class UserSessionsOff(ImproperlyConfigured):
     """The sessions-per-user API was called on an alias without ``USER_SESSIONS``: there is no
     index to answer from, and "no sessions" would be a false all-clear. An ``ImproperlyConfigured``

@@ -31,8 +31,7 @@ from redis.exceptions import RedisError
 
 from . import errors, user_index
 from .calls import Call, adrive, drive
-from .codec import UnencodableSession
-from .errors import SessionStoreError, SessionStoreUnavailable
+from .errors import SessionStoreError, SessionStoreUnavailable, UnencodableSession
 from .sources import Entry, Found, Source, Unreadable, build_source, expiry_of, suspicious
 from .storage import Sessions
 

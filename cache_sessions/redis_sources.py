@@ -22,7 +22,8 @@ from redis.exceptions import RedisError
 from . import aio, errors, keys
 from .buckets import HashSessions
 from .calls import Call, send
-from .codec import CorruptSession, is_overflow_pointer
+from .errors import CorruptSession
+from .format.codec import is_overflow_pointer
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, readable
 from .storage import Sessions
 from .strings import StringSessions

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import pickled
 from .calls import Call
-from .compression import Compression
+from .format.compression import Compression
 from .pickle_machine import LIMITS
 from .redis_sources import Reader, string_read
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, readable

@@ -268,7 +268,7 @@ def _redisession_source(params: dict[str, Any]) -> Source:
     import redis
 
     from .client import redis_cache
-    from .compression import load
+    from .format.compression import load
     from .redisession import RedisessionSource
 
     config = {**(getattr(settings, "REDIS_SESSION_CONFIG", None) or {}), **params}

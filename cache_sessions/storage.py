@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 
 from . import aio, errors, keys
 from .calls import Call
-from .codec import CorruptSession
+from .errors import CorruptSession
 from .executor import Executor
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from django.utils.crypto import salted_hmac
 from . import index_lua
 from .buckets import MAX_EXPIRY
 from .calls import Call, evalsha
-from .codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
+from .format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
 from .storage import Sessions
 from .user_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
 from .user_meta import request_meta as request_meta

@@ -59,7 +59,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     )
     django.setup()
     from cache_sessions.backend import SessionStore
-    from cache_sessions.codec import Codec
+    from cache_sessions.format.codec import Codec
 
     warnings = Collect()
     logging.getLogger("django.security.SuspiciousSession").addHandler(warnings)

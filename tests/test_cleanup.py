@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils.crypto import get_random_string
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.codec import Codec
+from cache_sessions.format.codec import Codec
 from tests.configs import HASH, STRING, _config
 
 pytestmark = pytest.mark.django_db(databases=[])

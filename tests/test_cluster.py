@@ -31,9 +31,9 @@ from redis.exceptions import RedisClusterException
 from cache_sessions import facts
 from cache_sessions.backend import SessionStore
 from cache_sessions.cluster import ClusterConnectionFactory, ClusterRedis, close_all
-from cache_sessions.codec import Codec
 from cache_sessions.embedded import free_port
 from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.format.codec import Codec
 from cache_sessions.sweep import sample_buckets
 from tests.clusters import contract_cluster
 from tests.configs import _cluster_config

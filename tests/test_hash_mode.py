@@ -15,7 +15,7 @@ from django.utils.crypto import get_random_string
 from cache_sessions import buckets
 from cache_sessions.backend import SessionStore
 from cache_sessions.buckets import bucket_number, digest
-from cache_sessions.codec import Codec
+from cache_sessions.format.codec import Codec
 from tests.configs import HASH, _config
 from tests.redis_stats import sent_by_clients
 

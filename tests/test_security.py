@@ -12,8 +12,8 @@ from redis import Redis
 
 from cache_sessions import buckets
 from cache_sessions.backend import SessionStore
-from cache_sessions.codec import Codec
 from cache_sessions.embedded import RedisServer
+from cache_sessions.format.codec import Codec
 from tests.fault_servers import (
     TLSRedisServer,
     acl_commands,

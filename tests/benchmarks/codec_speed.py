@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     exported = export_revision(args.compare)
     try:
-        from cache_sessions.codec import Codec
+        from cache_sessions.format.codec import Codec
 
         Before = importlib.import_module(f"{package_name(args.compare)}.codec").Codec
         codecs = {"new": Codec(args.compress), args.compare: Before(args.compress)}

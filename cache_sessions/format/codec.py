@@ -40,6 +40,7 @@ from typing import Any
 import msgpack
 import msgspec
 
+from ..errors import CorruptSession, SessionTooLarge, UnencodableSession
 from . import compression
 from .compact import TableError, compact, expand, ext_hook
 from .compression import Oversized
@@ -50,18 +51,6 @@ CODEC_MASK = 0x07
 OVERFLOW = 6  # in the codec bits: the value is stored under an overflow key
 _EXPIRY = struct.Struct(">I")
 DEFAULT_MAX_SIZE = 1 << 20  # MAX_SESSION_BYTES: msgpack bytes of one session, before compression
-
-
-class CorruptSession(ValueError):
-    """Stored bytes are not a session this codec can read."""
-
-
-class UnencodableSession(TypeError):
-    """A session value has a type msgpack cannot store."""
-
-
-class SessionTooLarge(UnencodableSession):
-    """A session is larger than ``MAX_SESSION_BYTES``."""
 
 
 def _default(value: Any) -> Any:
