@@ -29,11 +29,12 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys, migration, user_index
-from .calls import adrive, drive
-from .client import sessions_for
+from . import keys, migration
 from .ending import EndingStore
 from .errors import SessionStoreUnavailable
+from .storage import index, sweep
+from .storage.calls import adrive, drive
+from .storage.registry import sessions_for
 
 logger = logging.getLogger("cache_sessions")
 
@@ -112,9 +113,9 @@ class SessionStore(EndingStore):
         if session is None:
             self._session_key = None
             return {}
-        user = session.get(user_index.USER_KEY)
+        user = session.get(index.USER_KEY)
         if user and self.session_key:
-            if user_index.MARK in session:
+            if index.MARK in session:
                 self.indexed = (self.session_key, str(user))
             elif self._storage.options.user_sessions:
                 # No record (older than USER_SESSIONS, or never saved since): whatever the
@@ -163,7 +164,7 @@ class SessionStore(EndingStore):
         ttl = self._ttl(session)
         storage = self._storage
         # The index record first: never a session it misses.
-        if user_index.entry_due(storage.options, session, must_create, ttl):
+        if index.entry_due(storage.options, session, must_create, ttl):
             self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
@@ -175,11 +176,11 @@ class SessionStore(EndingStore):
         """Whether saving now would refresh this session's index entry (USER_SESSIONS):
         only for a session this request has loaded, never a reason to load one."""
         loaded: dict[str, Any] | None = getattr(self, "_session_cache", None)
-        return loaded is not None and not self.degraded and user_index.entry_due(self._storage.options, loaded, False)
+        return loaded is not None and not self.degraded and index.entry_due(self._storage.options, loaded, False)
 
-    def _indexing(self, session: dict[str, Any], ttl: int, created: bool) -> user_index.Batches:
+    def _indexing(self, session: dict[str, Any], ttl: int, created: bool) -> index.Batches:
         assert self.session_key is not None
-        return user_index.indexing(self._storage, self.session_key, session, ttl, created, self.request_meta)
+        return index.indexing(self._storage, self.session_key, session, ttl, created, self.request_meta)
 
     def _ttl(self, session: dict[str, Any]) -> int:
         if self.session_key is None:  # loading just now found the session gone
@@ -189,7 +190,7 @@ class SessionStore(EndingStore):
 
     @classmethod
     def clear_expired(cls) -> None:
-        sessions_for(settings.SESSION_CACHE_ALIAS).clear_expired()
+        sweep.clear_expired(sessions_for(settings.SESSION_CACHE_ALIAS))
 
     # Async twins ---------------------------------------------------------
 
@@ -231,7 +232,7 @@ class SessionStore(EndingStore):
         self._refuse_if_degraded()
         ttl = self._ttl(session)
         storage = self._storage
-        if user_index.entry_due(storage.options, session, must_create, ttl):
+        if index.entry_due(storage.options, session, must_create, ttl):
             await storage.aprepare()
             await self._aremembering(adrive, self._indexing(session, ttl, must_create), storage.aexecute_many)
         if must_create:
@@ -242,4 +243,4 @@ class SessionStore(EndingStore):
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await sessions_for(settings.SESSION_CACHE_ALIAS).aclear_expired()
+        await sweep.aclear_expired(sessions_for(settings.SESSION_CACHE_ALIAS))

@@ -37,11 +37,12 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from . import facts, keys
-from .conf import unknown_options
+from . import keys
 from .errors import SessionStoreError
 from .format.codec import is_overflow_pointer
 from .keys import new_session_key
+from .storage.options import unknown_options
+from .topology import server_facts
 
 ENGINE = "cache_sessions.backend"
 OUR_BACKEND = "cache_sessions.cache.RedisCache"
@@ -92,9 +93,9 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
-    from .buckets import HashSessions
-    from .client import sessions_for
-    from .cluster import ClusterTopology
+    from .storage.buckets import HashStorage
+    from .storage.registry import sessions_for
+    from .topology.cluster import ClusterTopology
 
     sessions = sessions_for(alias)
     sample, other = new_session_key(), new_session_key()
@@ -109,10 +110,10 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
         ]
     if first != second:
         return [checks.Error(f"A key generator of CACHES[{alias!r}] is not deterministic.", id="cache_sessions.E002")]
-    messages = check_cluster_names(alias, sessions) if isinstance(sessions, ClusterTopology) else []
+    messages = check_cluster_names(alias, sessions) if isinstance(sessions.topology, ClusterTopology) else []
     if any(message.is_serious() for message in messages):
         return messages
-    if isinstance(sessions, HashSessions):
+    if isinstance(sessions, HashStorage):
         messages += check_listpack_limits(alias, sessions)
     return messages
 
@@ -120,7 +121,7 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
 def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
     """E004: names a cluster cannot serve; W007: names that would all land on one node;
     W008: sessions read from replicas."""
-    from .buckets import HashSessions
+    from .storage.buckets import HashStorage
 
     prefix = sessions.prefix
     if b"{" in prefix or b"}" in prefix:
@@ -133,7 +134,7 @@ def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
             )
         ]
     names = [sessions.locate(new_session_key()) for _ in range(CLUSTER_SAMPLE)]
-    if isinstance(sessions, HashSessions) and not sessions.default_buckets():
+    if isinstance(sessions, HashStorage) and not sessions.default_buckets():
         for bucket, *_ in names:
             if not keys.has_one_hash_tag(bucket[len(prefix) :]):
                 return [
@@ -145,7 +146,7 @@ def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
                         id="cache_sessions.E004",
                     )
                 ]
-    cluster = sessions.cluster()
+    cluster = sessions.topology.cluster()
     if cluster.read_from_replicas or cluster.load_balancing_strategy is not None:
         return [
             checks.Warning(
@@ -171,7 +172,7 @@ def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
 def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage]:
     """Warn when the server's listpack limits keep this site's sessions from the compact encoding."""
     # Every server must keep buckets compact: the smallest limits win.
-    limits = [facts.read_listpack_limits(redis) for redis in sessions.servers()]
+    limits = [server_facts.read_listpack_limits(redis) for redis in sessions.servers()]
     entries = min((entry for entry, _ in limits if entry is not None), default=None)
     value = min((value for _, value in limits if value is not None), default=None)
     inline = sessions.options.hash_max_inline
@@ -180,7 +181,7 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
         messages.append(
             checks.Warning(
                 f"Could not read hash-max-listpack-value of CACHES[{alias!r}] (CONFIG is disabled, renamed or "
-                f"forbidden by ACL): sessions over {facts.DEFAULT_INLINE_LIMIT} bytes, Redis's default limit, "
+                f"forbidden by ACL): sessions over {server_facts.DEFAULT_INLINE_LIMIT} bytes, Redis's default limit, "
                 f"will be kept out of their buckets.",
                 hint="Set OPTIONS['HASH_MAX_INLINE'] to the server's hash-max-listpack-value.",
                 id="cache_sessions.W003",
@@ -223,7 +224,7 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
 
 def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, int]:
     """``(sessions kept under overflow keys, sessions seen)`` in a few random buckets (one round trip)."""
-    from .buckets import bucket_name
+    from .storage.buckets import bucket_name
 
     if not sessions.default_buckets():
         return 0, 0
@@ -248,8 +249,8 @@ def check_migrate_from(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     """E003: the old store of MIGRATE_FROM can be read (built here, as the first miss would)."""
     if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
         return []
-    from .client import sessions_for
     from .sources import build_source
+    from .storage.registry import sessions_for
 
     alias = settings.SESSION_CACHE_ALIAS
     try:

@@ -12,15 +12,15 @@ from django.utils.module_loading import import_string
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
 
-from . import user_meta
 from .backend import SessionStore
-from .client import sessions_for
+from .storage import index_meta
+from .storage.registry import sessions_for
 from .users import UserSession
 
 JUST_NOW = datetime.timedelta(minutes=1)  # timesince() would say "0 minutes"
-# The names user_meta.summarize() joins as "<browser> on <system>", so that the join is translated.
-_BROWSERS = frozenset(name for _, name in user_meta.BROWSERS)
-_SYSTEMS = frozenset(name for _, name in user_meta.SYSTEMS)
+# The names index_meta.summarize() joins as "<browser> on <system>", so that the join is translated.
+_BROWSERS = frozenset(name for _, name in index_meta.BROWSERS)
+_SYSTEMS = frozenset(name for _, name in index_meta.SYSTEMS)
 
 
 @dataclass(frozen=True)

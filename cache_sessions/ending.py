@@ -35,11 +35,12 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.exceptions import SessionInterrupted
 
-from . import keys, migration, user_index
-from .calls import Call
-from .client import sessions_for
+from . import keys, migration
 from .errors import SessionStoreUnavailable
-from .storage import Sessions
+from .storage import index
+from .storage.base import Storage
+from .storage.calls import Call
+from .storage.registry import sessions_for
 
 
 class EndingStore(SessionBase):
@@ -48,7 +49,7 @@ class EndingStore(SessionBase):
     degraded = False  # loaded as an empty read-only stand-in because the store was unavailable
 
     @cached_property
-    def _storage(self) -> Sessions:
+    def _storage(self) -> Storage:
         # Looked up on first use, then kept for this store's life (one request).
         return sessions_for(settings.SESSION_CACHE_ALIAS)
 
@@ -105,7 +106,7 @@ class EndingStore(SessionBase):
     def _deletion(self, session_key: str) -> list[Call[Any]]:
         calls: list[Call[Any]] = [self._storage.delete_call(session_key)]
         if self.indexed and self.indexed[0] == session_key:
-            calls.append(user_index.remove_call(self._storage, self.indexed[1], session_key))
+            calls.append(index.remove_call(self._storage, self.indexed[1], session_key))
             self.indexed = None
         return calls
 
@@ -137,9 +138,9 @@ class EndingStore(SessionBase):
         new_key = self.session_key
         assert new_key is not None
         calls: list[Call[Any]] = [self._storage.delete_call(new_key)]
-        user = data.get(user_index.USER_KEY)
+        user = data.get(index.USER_KEY)
         if user and self._storage.options.user_sessions:
-            calls.append(user_index.remove_call(self._storage, str(user), new_key))
+            calls.append(index.remove_call(self._storage, str(user), new_key))
         self._session_key = None
         self._session_cache = {}
         return calls

@@ -145,7 +145,7 @@ def is_readonly(exc: BaseException) -> bool:
 def is_retryable(exc: BaseException) -> bool:
     """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
     memory does not free itself within a backoff, so READONLY and OOM are reported at once,
-    except where the primary moves: see ``Sessions.is_retryable``.)"""
+    except where the primary moves: see ``topology/sentinel.py``.)"""
     return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
         isinstance(exc, _PERMANENT)
     )

@@ -26,20 +26,20 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 from django_redis.exceptions import ConnectionInterrupted
-from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from . import errors, user_index
-from .calls import Call, adrive, drive
+from . import errors
 from .errors import SessionStoreError, SessionStoreUnavailable, UnencodableSession
 from .sources import Entry, Found, Source, Unreadable, build_source, expiry_of, suspicious
-from .storage import Sessions
+from .storage import index
+from .storage.base import Storage
+from .storage.calls import Call, adrive, drive
 
 logger = logging.getLogger("cache_sessions")
-_fallbacks: weakref.WeakKeyDictionary[Sessions, Fallback] = weakref.WeakKeyDictionary()
+_fallbacks: weakref.WeakKeyDictionary[Storage, Fallback] = weakref.WeakKeyDictionary()
 
 
-def fallback_for(sessions: Sessions) -> Fallback | None:
+def fallback_for(sessions: Storage) -> Fallback | None:
     """The fallback of a storage whose alias has ``MIGRATE_FROM`` (built once per storage), else None."""
     spec = sessions.options.migrate_from
     if spec is None:
@@ -80,7 +80,7 @@ class Moved:
 class Fallback:
     """Read-through to the old store for keys ours does not have."""
 
-    def __init__(self, sessions: Sessions, source: Source) -> None:
+    def __init__(self, sessions: Storage, source: Source) -> None:
         self.sessions, self.source = sessions, source
 
     def accepts(self, cookie: object) -> bool:
@@ -111,7 +111,7 @@ class Fallback:
         if self.source.new_key:
             return Moved(data, new_key=True)
         try:
-            drive(user_index.moving(self.sessions, key, data, remaining(found)), self.sessions.execute_many)
+            drive(index.moving(self.sessions, key, data, remaining(found)), self.sessions.execute_many)
             created = self.sessions.create(key, data, remaining(found))
         except UnencodableSession as exc:
             logger.warning("A session of %s cannot be stored here (%s): not moved.", self.source, exc)
@@ -134,7 +134,7 @@ class Fallback:
             return Moved(data, new_key=True)
         try:
             await self.sessions.aprepare()
-            await adrive(user_index.moving(self.sessions, key, data, remaining(found)), self.sessions.aexecute_many)
+            await adrive(index.moving(self.sessions, key, data, remaining(found)), self.sessions.aexecute_many)
             created = await self.sessions.acreate(key, data, remaining(found))
         except UnencodableSession as exc:
             logger.warning("A session of %s cannot be stored here (%s): not moved.", self.source, exc)
@@ -181,7 +181,7 @@ class CopyReport:
 
 def copy_all(
     source: Source,
-    sessions: Sessions,
+    sessions: Storage,
     *,
     batch_size: int = 500,
     max_seconds: float | None = None,
@@ -212,7 +212,7 @@ def copy_all(
     return report
 
 
-def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_run: bool) -> list[str]:
+def _copy_batch(batch: list[Entry], sessions: Storage, report: CopyReport, dry_run: bool) -> list[str]:
     """Create the live sessions of a batch in ours; the keys whose old copy should go (copied, or
     ours already has a newer one)."""
     keys, calls, live = [], [], []
@@ -237,7 +237,7 @@ def _copy_batch(batch: list[Entry], sessions: Sessions, report: CopyReport, dry_
             continue
         live.append((entry.key, entry.found.data, ttl))
     # Their records first (one pipeline per server), each session then created with its mark.
-    drive(user_index.writing(sessions, user_index.moved_records(sessions, live)), sessions.execute_many)
+    drive(index.writing(sessions, index.moved_records(sessions, live)), sessions.execute_many)
     for key, data, ttl in live:
         try:
             calls.append(sessions.create_call(key, data, ttl))
@@ -261,7 +261,7 @@ def _reason(exc: Exception) -> str:
     return text.split(":", 1)[0] if text.startswith("session[") else text
 
 
-def _pipelined(sessions: Sessions, calls: list[Call[bool]]) -> list[bool]:
+def _pipelined(sessions: Storage, calls: list[Call[bool]]) -> list[bool]:
     """Send ``calls`` in one pipeline per server: one round trip for a batch instead of one per session.
 
     The first call goes alone (it loads a script, learns the server's facts); a reply that is an
@@ -272,25 +272,24 @@ def _pipelined(sessions: Sessions, calls: list[Call[bool]]) -> list[bool]:
         return []
     results: list[bool | None] = [sessions.execute(calls[0])] + [None] * (len(calls) - 1)
     groups: dict[int, tuple[Any, list[int]]] = {}
-    for index in range(1, len(calls)):
-        if calls[index].args is None or isinstance(sessions.redis_for(calls[index].route), RedisCluster):
-            # (a cluster pipeline refuses EVALSHA: one by one there)
-            results[index] = sessions.execute(calls[index])
+    for position in range(1, len(calls)):
+        if calls[position].args is None or not sessions.topology.pipelines:  # (a cluster: one by one)
+            results[position] = sessions.execute(calls[position])
             continue
-        redis = sessions.redis_for(calls[index].route)
-        groups.setdefault(id(redis), (redis, []))[1].append(index)
-    for redis, indexes in groups.values():
+        redis = sessions.redis_for(calls[position].route)
+        groups.setdefault(id(redis), (redis, []))[1].append(position)
+    for redis, positions in groups.values():
         pipe = redis.pipeline(transaction=False)
-        for index in indexes:
-            args = calls[index].args
+        for position in positions:
+            args = calls[position].args
             assert args is not None
-            pipe.execute_command(*args, **calls[index].options)
+            pipe.execute_command(*args, **calls[position].options)
         with errors.translated():
             replies = pipe.execute(raise_on_error=False)
-        for index, reply in zip(indexes, replies, strict=True):
+        for position, reply in zip(positions, replies, strict=True):
             if isinstance(reply, Exception):
-                results[index] = sessions.execute(calls[index])
+                results[position] = sessions.execute(calls[position])
                 continue
-            parsed = calls[index].parse(reply)
-            results[index] = sessions.execute(parsed) if isinstance(parsed, Call) else parsed
+            parsed = calls[position].parse(reply)
+            results[position] = sessions.execute(parsed) if isinstance(parsed, Call) else parsed
     return [bool(result) for result in results]

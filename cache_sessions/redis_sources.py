@@ -6,63 +6,33 @@ Each read is built as ``storage.Call``s (a second one when the first reply
 shows it is needed: the TTL of a string found, the overflow key of a big
 session), so the async twins send the very same calls on ``redis.asyncio``
 in the event loop, and fall back to a thread only for a client
-``aio.client_for`` cannot mirror (Sentinel).
+``async_clients.client_for`` cannot mirror (Sentinel).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
-from redis.exceptions import RedisError
-
-from . import aio, errors, keys
-from .buckets import HashSessions
-from .calls import Call, send
+from . import errors, keys
 from .errors import CorruptSession
 from .format.codec import is_overflow_pointer
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, readable
-from .storage import Sessions
-from .strings import StringSessions
+from .storage.base import Storage
+from .storage.buckets import HashStorage
+from .storage.calls import Call
+from .storage.executor import Executor
+from .storage.strings import StringStorage
+from .topology.base import Direct
 
-T = TypeVar("T")
 Parse = Callable[[bytes], Found]
 
 
-def _ignore(error: Exception) -> None:
-    pass
-
-
-class Reader:
-    """Sends calls to one redis-py client (and its ``redis.asyncio`` mirror), retried, follow-ups included."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self.retry = errors.retry_policy(errors.DEFAULT_RETRIES)
-        self.aretry = aio.async_retry(self.retry)
-
-    def execute(self, call: Call[T]) -> T:
-        try:
-            reply = self.retry.call_with_retry(partial(send, self.redis, call), _ignore, errors.is_retryable)
-        except (RedisError, TimeoutError) as exc:
-            raise errors.translate(exc) from exc
-        result = call.parse(reply)
-        return self.execute(result) if isinstance(result, Call) else result
-
-    async def aexecute(self, call: Call[T]) -> T:
-        try:
-            redis = aio.client_for(self.redis)
-        except aio.NotNative:
-            return await sync_to_async(self.execute)(call)
-        try:
-            reply = await aio.send(redis, call, self.aretry, errors.is_retryable)
-        except (RedisError, TimeoutError) as exc:
-            raise errors.translate(exc) from exc
-        result = call.parse(reply)
-        return await self.aexecute(result) if isinstance(result, Call) else result
+def Reader(redis: Any) -> Executor:
+    """The executor of one redis-py client of an old store: the default RETRY policy,
+    errors translated, follow-up calls sent."""
+    return Executor(Direct(redis, errors.retry_policy(errors.DEFAULT_RETRIES)))
 
 
 def string_read(name: bytes, parse: Parse) -> Call[Found | None]:
@@ -131,15 +101,15 @@ class CacheSessionsSource(Source):
 
     native_async = True
 
-    def __init__(self, old: Sessions, ours: Sessions, alias: str, same_alias: bool) -> None:
+    def __init__(self, old: Storage, ours: Storage, alias: str, same_alias: bool) -> None:
         self.old, self.ours, self.same_alias = old, ours, same_alias
-        mode = "hash" if isinstance(old, HashSessions) else "string"
+        mode = "hash" if isinstance(old, HashStorage) else "string"
         self.name = f"cache_sessions ({mode} mode, CACHES[{alias!r}])"
 
     def _call(self, key: str) -> Call[Found | None] | None:
         if self.same_alias and self.old.locate(key) == self.ours.locate(key):
             return None  # the same place: ours already said it is not there
-        if isinstance(self.old, HashSessions):
+        if isinstance(self.old, HashStorage):
             bucket, field, overflow = self.old.locate(key)
 
             def got(data: bytes | None) -> Found | Call[Found | None] | None:
@@ -148,7 +118,7 @@ class CacheSessionsSource(Source):
                 return readable(self._parse_or_none, data)
 
             return Call(("HGET", bucket, field), got)
-        assert isinstance(self.old, StringSessions)
+        assert isinstance(self.old, StringStorage)
         return string_read(self.old.redis_key(key), self._parse)
 
     def _parse(self, data: bytes) -> Found:
@@ -178,7 +148,7 @@ class CacheSessionsSource(Source):
             await self.old.adelete(key)
 
     def delete_many(self, session_keys: list[str]) -> None:
-        if not isinstance(self.old, StringSessions):  # (hash mode cannot be walked)
+        if not isinstance(self.old, StringStorage):  # (hash mode cannot be walked)
             return super().delete_many(session_keys)
         gone = [key for key in session_keys if not (self.same_alias and self.old.locate(key) == self.ours.locate(key))]
         with errors.translated():
@@ -187,8 +157,8 @@ class CacheSessionsSource(Source):
                     redis.delete(*names)  # one DEL per batch
 
     def walk(self, batch_size: int) -> Iterator[list[Entry]]:
-        if isinstance(self.old, HashSessions) or self.old.options.key_generator is not None:
-            made_by = "digests" if isinstance(self.old, HashSessions) else "KEY_GENERATOR"
+        if isinstance(self.old, HashStorage) or self.old.options.key_generator is not None:
+            made_by = "digests" if isinstance(self.old, HashStorage) else "KEY_GENERATOR"
             raise BulkUnsupported(
                 f"{self.name} stores sessions under names made from their keys ({made_by}), "
                 f"which cannot be turned back into session keys"

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import pickled
-from .calls import Call
 from .format.compression import Compression
 from .pickle_machine import LIMITS
 from .redis_sources import Reader, string_read
 from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, readable
+from .storage.calls import Call
 
 FLAG_COMPRESSED = 1
 _EXPIRY = struct.Struct(">I")

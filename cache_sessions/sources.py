@@ -32,8 +32,8 @@ from django.utils.module_loading import import_string
 from . import keys
 
 if TYPE_CHECKING:
-    from .conf import MigrateFrom
-    from .storage import Sessions
+    from .storage.base import Storage
+    from .storage.options import MigrateFrom
 
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
@@ -150,7 +150,7 @@ PARAMETERS = {
 }
 
 
-def build_source(spec: MigrateFrom, sessions: Sessions, alias: str) -> Source:
+def build_source(spec: MigrateFrom, sessions: Storage, alias: str) -> Source:
     """The old store ``spec`` names, for ``sessions`` (the storage of ``alias``)."""
     try:
         return _build(spec, sessions, alias)
@@ -168,11 +168,11 @@ def _cache_alias(params: dict[str, Any]) -> str:
     return cache_alias
 
 
-def _build(spec: MigrateFrom, sessions: Sessions, alias: str) -> Source:
+def _build(spec: MigrateFrom, sessions: Storage, alias: str) -> Source:
     from django.contrib.sessions.backends import cache, cached_db, db, file, signed_cookies
 
-    from .conf import OUR_ENGINE
     from .django_sources import CachedDbSource, CacheSource, DbSource, FileSource, SignedCookieSource
+    from .storage.options import OUR_ENGINE
 
     engine, params = spec.engine, dict(spec.params)
     if engine == OUR_ENGINE:
@@ -212,10 +212,11 @@ def _checked(params: dict[str, Any], kind: str, engine: str) -> dict[str, Any]:
     return params
 
 
-def _cache_sessions_source(ours: Sessions, alias: str, params: dict[str, Any]) -> Source:
-    from .client import build_sessions, redis_cache
-    from .conf import DEFAULTS, SessionOptions
+def _cache_sessions_source(ours: Storage, alias: str, params: dict[str, Any]) -> Source:
     from .redis_sources import CacheSessionsSource
+    from .storage.options import DEFAULTS, SessionOptions
+    from .storage.registry import build as build_sessions
+    from .storage.registry import redis_cache
 
     old_alias = params.pop("ALIAS", alias)
     unknown = set(params) - set(DEFAULTS)
@@ -236,14 +237,14 @@ def _cache_sessions_source(ours: Sessions, alias: str, params: dict[str, Any]) -
     return CacheSessionsSource(old, ours, old_alias, same)
 
 
-def _layout(sessions: Sessions) -> tuple[Any, ...]:
+def _layout(sessions: Storage) -> tuple[Any, ...]:
     options = sessions.options
     return sessions.prefix, options.buckets, options.key_generator, options.hash_key_generator
 
 
 def _redis_sessions_source(params: dict[str, Any]) -> Source:
-    from .client import redis_cache
     from .redis_sources import RedisSessionsSource
+    from .storage.registry import redis_cache
 
     if "ALIAS" in params:
         prefix = params.get("PREFIX", (getattr(settings, "SESSION_REDIS", None) or {}).get("prefix", ""))
@@ -267,9 +268,9 @@ def _redis_sessions_source(params: dict[str, Any]) -> Source:
 def _redisession_source(params: dict[str, Any]) -> Source:
     import redis
 
-    from .client import redis_cache
     from .format.compression import load
     from .redisession import RedisessionSource
+    from .storage.registry import redis_cache
 
     config = {**(getattr(settings, "REDIS_SESSION_CONFIG", None) or {}), **params}
     if "ALIAS" in params:

@@ -22,7 +22,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.cache import caches
 
-from . import hrw, partition
+from .topology import hrw
+from .topology.weights import doubts, problems
 
 PARTITIONED = "cache_sessions.partitioned.PartitionedClient"
 OUR_BACKEND = "cache_sessions.cache.RedisCache"
@@ -54,14 +55,14 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                 )
             continue
         location = config.get("LOCATION", "")
-        found = partition.problems(location, weights)
+        found = problems(location, weights)
         messages += [checks.Error(f"CACHES[{alias!r}]: {problem}", id="cache_sessions.E005") for problem in found]
         if not found:
-            doubts = partition.doubts(location, weights)
+            doubted = doubts(location, weights)
             prefix = str(config.get("KEY_PREFIX", ""))
             if hrw.route_key(prefix.encode() + b"x") != prefix.encode() + b"x":
-                doubts.append(f"KEY_PREFIX {prefix!r} holds a {{hash tag}}: every key would go to one server.")
-            messages += [checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W009") for doubt in doubts]
+                doubted.append(f"KEY_PREFIX {prefix!r} holds a {{hash tag}}: every key would go to one server.")
+            messages += [checks.Warning(f"CACHES[{alias!r}]: {doubt}", id="cache_sessions.W009") for doubt in doubted]
     return messages
 
 
@@ -69,7 +70,7 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 def check_sentinel_follows_failovers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from redis.sentinel import SentinelConnectionPool
 
-    from .sentinel import FollowingPool
+    from .topology.sentinel import FollowingPool
 
     if getattr(settings, "SESSION_ENGINE", None) != "cache_sessions.backend":
         return []

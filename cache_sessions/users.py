@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .calls import adrive, drive
 from .errors import UserSessionsOff
 from .signals import areported, reported  # each revocation sends signals.sessions_revoked
-from .storage import Sessions
-from .user_index import Batches, IndexEntry, fitting, ids_of, index_limit, records, user_id_of
+from .storage.base import Storage
+from .storage.calls import adrive, drive
+from .storage.index import Batches, IndexEntry, fitting, ids_of, index_limit, records, user_id_of
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class UserSession:
 # and run by the sync (``calls.drive`` + ``execute_many``) or the async executor.
 
 
-def _listing(sessions: Sessions, entry: IndexEntry, current: frozenset[bytes]) -> Batches:
+def _listing(sessions: Storage, entry: IndexEntry, current: frozenset[bytes]) -> Batches:
     """A user's live sessions, newest first; records of sessions that are gone are dropped."""
     [run] = yield [entry.read_call()]
     found = fitting(sessions, records(run, time.time()))
@@ -51,7 +51,7 @@ def _shown(sid: bytes, payload: list[Any], current: frozenset[bytes]) -> UserSes
     return UserSession(sid.hex(), created, seen, ip, agent, sid in current)
 
 
-def _revoking(sessions: Sessions, entry: IndexEntry, keep: frozenset[bytes], only: bytes | None) -> Batches:
+def _revoking(sessions: Storage, entry: IndexEntry, keep: frozenset[bytes], only: bytes | None) -> Batches:
     """Delete sessions of a user (all but those of ids ``keep``, or only ``only``); their number."""
     [run] = yield [entry.read_call()]
     found = fitting(sessions, records(run, time.time()))
@@ -63,10 +63,10 @@ def _revoking(sessions: Sessions, entry: IndexEntry, keep: frozenset[bytes], onl
     return len(doomed)
 
 
-def _target(user: Any, alias: str | None) -> tuple[Sessions, IndexEntry]:
+def _target(user: Any, alias: str | None) -> tuple[Storage, IndexEntry]:
     from django.conf import settings
 
-    from .client import sessions_for
+    from .storage.registry import sessions_for
 
     alias = alias or settings.SESSION_CACHE_ALIAS
     sessions = sessions_for(alias)
@@ -75,7 +75,7 @@ def _target(user: Any, alias: str | None) -> tuple[Sessions, IndexEntry]:
     return sessions, IndexEntry.of(sessions, user_id_of(user))
 
 
-def _current(sessions: Sessions, current: Any) -> frozenset[bytes]:
+def _current(sessions: Storage, current: Any) -> frozenset[bytes]:
     """The ids the record of a request's session, of a session store, or of a session key can have."""
     session = getattr(current, "session", current)
     key = getattr(session, "session_key", session)

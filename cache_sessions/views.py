@@ -36,7 +36,7 @@ from django.views.generic.base import TemplateResponseMixin
 
 from . import display, users
 from .signals import SELF, revoking
-from .user_index import session_id
+from .storage.index import session_id
 
 if TYPE_CHECKING:
     from .users import UserSession

@@ -7,7 +7,7 @@ import pytest
 from django.test import override_settings
 from redis import Redis
 
-from cache_sessions import facts
+from cache_sessions.topology import server_facts as facts
 from tests.configs import CONFIGS
 from tests.partitions import raw
 

@@ -21,9 +21,9 @@ from typing import Any
 from django.contrib.sessions.backends.base import UpdateError
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.client import sessions_for
 from cache_sessions.errors import SessionStoreUnavailable
-from cache_sessions.storage import Sessions
+from cache_sessions.storage.base import Storage as Sessions
+from cache_sessions.storage.registry import sessions_for
 
 
 def store_on(alias: str) -> type[SessionStore]:

@@ -25,10 +25,10 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
 
-from cache_sessions.client import sessions_for
 from cache_sessions.embedded import RedisServer
 from cache_sessions.redis_sources import CacheSessionsSource
 from cache_sessions.sources import Found, build_source
+from cache_sessions.storage.registry import sessions_for
 from tests.redis_stats import CountingConnection
 from tests.servers import RECOMMENDED
 

@@ -198,7 +198,7 @@ def test_a_sweep_never_touches_data_outside_the_session_namespace(hash_alias):
 
 
 def test_sample_buckets_are_deduplicated_and_filtered(hash_alias):
-    from cache_sessions.sweep import sample_buckets
+    from cache_sessions.storage.sweep import sample_buckets
 
     populate(live=1, expired=0)
     storage = SessionStore()._storage

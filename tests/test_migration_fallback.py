@@ -15,8 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
 from cache_sessions import checks
-from cache_sessions.client import sessions_for
 from cache_sessions.keys import is_valid_session_key
+from cache_sessions.storage.registry import sessions_for
 from tests.migration_site import (  # noqa: F401  (fixtures)
     CASES,
     DJANGO,

@@ -19,10 +19,11 @@ from django.test import override_settings
 from redis import Redis
 
 import cache_sessions
-from cache_sessions import hrw, partition
 from cache_sessions.backend import SessionStore
 from cache_sessions.embedded import RedisServer
 from cache_sessions.partitioned import CrossServerKeys, PartitionedClient
+from cache_sessions.topology import hrw
+from cache_sessions.topology import weights as partition
 from tests import partitions
 from tests.configs import CONFIGS, HASH, STRING, _config
 from tests.redis_stats import sent_by_clients

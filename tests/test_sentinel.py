@@ -18,10 +18,10 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cache_sessions import follower as followers
 from cache_sessions.backend import SessionStore
 from cache_sessions.cache import RedisCache
 from cache_sessions.sentinel import FollowingPool, NewestSentinel, SentinelSessionClient
+from cache_sessions.topology import follower as followers
 from tests import sentinels
 
 pytestmark = pytest.mark.django_db(databases=[])

@@ -16,8 +16,8 @@ from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
-from cache_sessions import follower as followers
 from cache_sessions.sentinel import NewestSentinel
+from cache_sessions.topology import follower as followers
 from tests import sentinels
 from tests.failover import SaveLoop
 from tests.fault_servers import crash, wait_for

@@ -32,8 +32,9 @@ from redis.cluster import REDIS_ALLOWED_KEYS, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from cache_sessions import aio, errors
+from cache_sessions import errors
 from cache_sessions.embedded import RedisServer, free_port
+from cache_sessions.topology import async_clients as aio
 from tests import sentinels
 from tests.clusters import Cluster, contract_cluster
 from tests.servers import standalone

@@ -14,8 +14,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
-from cache_sessions import user_index, users
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
+from cache_sessions.storage import index as user_index
 from tests.configs import CONFIGS, HASH, STRING, _config
 from tests.partitions import raw
 from tests.redis_stats import sent_by_clients

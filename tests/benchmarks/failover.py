@@ -32,7 +32,7 @@ django.setup()
 from django.test import override_settings  # noqa: E402
 from redis import Redis  # noqa: E402
 
-from cache_sessions import follower  # noqa: E402
+from cache_sessions.topology import follower  # noqa: E402
 from tests import sentinels  # noqa: E402
 from tests.failover import SaveLoop  # noqa: E402
 from tests.fault_servers import crash  # noqa: E402

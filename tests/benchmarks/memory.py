@@ -33,14 +33,15 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
-from cache_sessions import lua, user_index
 from cache_sessions.backend import SessionStore
-from cache_sessions.buckets import CREATE, UPSERT, HashSessions, bucket_name
-from cache_sessions.calls import pipelined as pipelined_call
-from cache_sessions.client import sessions_for
 from cache_sessions.embedded import RedisServer
-from cache_sessions.facts import read_listpack_limits
-from cache_sessions.sweep import all_buckets, bucket_stats, sweep
+from cache_sessions.storage import index as user_index
+from cache_sessions.storage import lua
+from cache_sessions.storage.buckets import CREATE, UPSERT, HashStorage, bucket_name
+from cache_sessions.storage.calls import pipelined as pipelined_call
+from cache_sessions.storage.registry import sessions_for
+from cache_sessions.storage.sweep import all_buckets, bucket_stats, sweep
+from cache_sessions.topology.server_facts import read_listpack_limits
 from tests.clusters import Cluster
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
 
@@ -84,12 +85,12 @@ class Engine:
     redis: Redis
     write: Write
     load: Callable[[str], Session]  # through the engine's own SessionStore
-    sessions: HashSessions | None = None  # hash mode only
+    sessions: HashStorage | None = None  # hash mode only
     route: Callable[[str], Redis] | None = None  # on a cluster: the node holding a session key's names
 
 
-def queue_hash_write(sessions: HashSessions, pipe: Pipeline, key: str, session: Session, expires_at: int) -> None:
-    """What ``HashSessions.write(key, session, ttl, UPSERT)`` sends, minus its random sweep."""
+def queue_hash_write(sessions: HashStorage, pipe: Pipeline, key: str, session: Session, expires_at: int) -> None:
+    """What ``HashStorage.write(key, session, ttl, UPSERT)`` sends, minus its random sweep."""
     ttl = expires_at - int(time.time())
     if ttl <= 0:  # an expired session, for the cleanup benchmark: the engine would not write it
         pipe.hset(*sessions.locate(key)[:2], sessions.codec.encode(session, expires_at=expires_at))
@@ -103,7 +104,7 @@ def queue_hash_write(sessions: HashSessions, pipe: Pipeline, key: str, session: 
 
 def ours(label: str, alias: str) -> Engine:
     sessions: Any = sessions_for(alias)
-    hashed = sessions if isinstance(sessions, HashSessions) else None
+    hashed = sessions if isinstance(sessions, HashStorage) else None
 
     def write(pipe: Pipeline, key: str, session: Session) -> None:
         if hashed is not None:
@@ -217,7 +218,7 @@ def pipelined(redis: Redis, command: str, keys: Iterable[bytes], *args: Any) -> 
     return pipe.execute()
 
 
-def bucket_names(sessions: HashSessions) -> list[bytes]:
+def bucket_names(sessions: HashStorage) -> list[bytes]:
     return [sessions.prefix + bucket_name(number) for number in range(sessions.buckets)]
 
 

@@ -88,7 +88,7 @@ def fill(source: str, keys: list[str]) -> Any:
         pipe.execute()
         return {"ENGINE": "redis_sessions.session", "ALIAS": "old", "PREFIX": "session"}
     if source == "ours-string":
-        from cache_sessions.client import sessions_for
+        from cache_sessions.storage.registry import sessions_for
 
         old = sessions_for("old")
         pipe = redis.pipeline(transaction=False)

@@ -205,7 +205,7 @@ def timed(step: Step, seconds: float) -> Timing:
 
 class Bench:
     def __init__(self, server: RedisServer, rows: list[Row]) -> None:
-        from cache_sessions.client import sessions_for
+        from cache_sessions.storage.registry import sessions_for
 
         self.rows = rows
         self.control = redis.Redis(host="127.0.0.1", port=server.port)

@@ -1,15 +1,17 @@
 """Session storage: what both storage modes share, and the contract each fills in.
 
 A storage mode turns an operation into a ``Call`` (``calls.py``): one command
-(often an EVALSHA) and the function that reads its reply. ``Sessions`` sends
-it with the executor it inherits (``executor.py``: sync and async, the RETRY
-policy, errors translated). Every operation is one round trip.
+(often an EVALSHA) and the function that reads its reply. ``Storage`` sends
+it with the executor it inherits (``executor.py``: sync and async, errors
+translated), given the alias's topology (``topology/``: where each name lives,
+how a call is retried, what a failure means). Every operation is one round trip.
 
-``strings.StringSessions`` keeps each session under a key of its own and lets
-Redis expire it; ``buckets.HashSessions`` keeps sessions as fields of bucket
+``strings.StringStorage`` keeps each session under a key of its own and lets
+Redis expire it; ``buckets.HashStorage`` keeps sessions as fields of bucket
 hashes. Both talk to Redis through the django-redis client of the alias
 (``client.get_client()``), so they share its connection pool, on our
-``SessionClient`` and on django-redis's stock clients alike.
+``SessionClient`` and on django-redis's stock clients alike. ``registry.py``
+builds the storage of an alias; ``sweep.py`` removes expired sessions.
 """
 
 from __future__ import annotations
@@ -19,28 +21,32 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
-
-from . import aio, errors, keys
+from .. import keys
+from ..errors import CorruptSession
 from .calls import Call
-from .errors import CorruptSession
 from .executor import Executor
 
 if TYPE_CHECKING:
-    from django.core.cache.backends.base import BaseCache
-    from django_redis.client import DefaultClient
+    from collections.abc import Iterable
 
-    from .conf import SessionOptions
+    from django.core.cache.backends.base import BaseCache
+    from redis import Redis
+
+    from ..topology.base import Topology
+    from .options import SessionOptions
 
 suspicious = logging.getLogger("django.security.SuspiciousSession")
 
 
-class Sessions(Executor):
-    """What both storage modes share: the options, the codec, the namespace; and, from
-    ``Executor``, where names live and how calls are sent."""
+class Storage(Executor):
+    """What both storage modes share: the options, the codec, the namespace; from
+    ``Executor``, how calls are sent; and, from the topology, where names live."""
 
-    def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
-        super().__init__(client, options)
+    def __init__(
+        self, client: Any, backend: BaseCache, options: SessionOptions, topology: Topology, namespace: str = "s"
+    ) -> None:
+        super().__init__(topology, options.acks)
+        self.client = client  # the alias's django-redis client
         self.options = options
         self.codec = options.codec
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
@@ -53,6 +59,23 @@ class Sessions(Executor):
         if not isinstance(name, bytes) or not name:
             raise TypeError(f"{generator!r} returned {name!r}: it must return non-empty bytes or str")
         return name
+
+    # Where names live: the topology's answers, for what walks the servers.
+
+    def redis(self) -> Redis:
+        return self.topology.redis()
+
+    def redis_for(self, name: bytes) -> Redis:
+        return self.topology.redis_for(name)
+
+    def servers(self) -> list[Redis]:
+        return self.topology.servers()
+
+    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
+        return self.topology.by_server(names)
+
+    def aredis(self, sync_redis: Redis) -> Any:
+        return self.topology.aredis(sync_redis)
 
     async def aprepare(self) -> None:
         """Learn, without blocking the loop, the server facts a call builder needs."""
@@ -93,16 +116,6 @@ class Sessions(Executor):
     async def adelete(self, session_key: str) -> None:
         await self.aexecute(self.delete_call(session_key))
 
-    async def aclear_expired(self) -> None:
-        """Sweep what ``clear_expired`` sweeps, on ``redis.asyncio``."""
-        from .sweep import asweep_all
-
-        try:
-            with errors.translated():
-                await asweep_all(self)
-        except aio.NotNative:
-            await sync_to_async(self.clear_expired)()
-
     def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
         raise NotImplementedError
 
@@ -120,7 +133,7 @@ class Sessions(Executor):
         return self.delete_place_call(self.place(session_key))
 
     # A session's place: the Redis names that find it without its key (the index of a
-    # user's sessions keeps places, never keys: see users.py).
+    # user's sessions keeps places, never keys: see ``index.py``).
 
     def place(self, session_key: str) -> tuple[bytes, ...]:
         raise NotImplementedError
@@ -129,9 +142,6 @@ class Sessions(Executor):
         raise NotImplementedError
 
     def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
-        raise NotImplementedError
-
-    def clear_expired(self) -> None:
         raise NotImplementedError
 
     def describe(self, session_key: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Native asyncio: ``redis.asyncio`` clients per event loop, and the async executor.
+"""Native asyncio: ``redis.asyncio`` clients per event loop, and the asyncio twin of a ``Retry``.
 
 django-redis has no asyncio client, so the engine makes its own, one per
 event loop and per server, from the connection settings of the sync pool
@@ -9,10 +9,10 @@ on, so clients are never shared between loops (``asyncio.run`` twice, threads
 with loops of their own, asgiref's per-call loops); they are closed when their
 loop closes.
 
-The calls themselves are the storage modes' ``Call``s, the very ones the sync
-executor sends: ``execute`` here is the second of the two small executors.
-A pool this module cannot mirror (Sentinel, Cluster) raises ``NotNative``,
-and the storage falls back to running the sync executor in a thread.
+A topology hands these clients to the async executor (``Topology.aredis``,
+``storage/executor.py``), which sends on them the very ``Call``s the sync
+executor sends. A pool this module cannot mirror (Sentinel, Cluster) raises
+``NotNative``, and the executor falls back to running the sync path in a thread.
 """
 
 from __future__ import annotations
@@ -22,23 +22,16 @@ import contextlib
 import inspect
 import threading
 import weakref
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from redis import connection as sync_connection
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.exceptions import NoScriptError
 from redis.sentinel import SentinelConnectionPool
 
 if TYPE_CHECKING:
     from redis.retry import Retry
-
-    from .calls import Call
-    from .replicas import Acks
-
-T = TypeVar("T")
 
 # Sync connection class -> its asyncio twin (the first that matches, most specific first).
 _TWINS: tuple[tuple[type[Any], type[async_connection.AbstractConnection]], ...] = (
@@ -129,27 +122,3 @@ def async_retry(retry: Retry) -> AsyncRetry:
     if checker is not None:
         twin.is_retryable = checker
     return twin
-
-
-async def ignore(error: Exception) -> None:
-    pass  # redis-py has already dropped the broken connection
-
-
-async def send(redis: Redis, call: Call[T], retry: AsyncRetry, is_retryable: Any, acks: Acks | None = None) -> Any:
-    """Send one call (retried), reloading its script on NOSCRIPT: the twin of ``calls.send``
-    (``acks``: the WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
-    return await retry.call_with_retry(partial(_send_once, redis, call, acks), ignore, is_retryable)
-
-
-async def _send_once(redis: Redis, call: Call[Any], acks: Acks | None = None) -> Any:
-    assert call.args is not None
-    if acks is not None:
-        return await acks.asend(redis, call)
-    command: Any = redis.execute_command  # untyped in redis-py
-    try:
-        return await command(*call.args, **call.options)
-    except NoScriptError:
-        if call.script is None:
-            raise
-        await redis.script_load(call.script.source)
-        return await command(*call.args, **call.options)

@@ -25,17 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 
-from . import aio, errors, facts, lua
+from .. import errors
+from ..errors import CorruptSession
+from ..format.codec import is_overflow_pointer, overflow_pointer, read_header
+from ..topology import async_clients, server_facts
+from . import lua
+from .base import Storage
 from .calls import Call, answer, evalsha
-from .errors import CorruptSession
-from .format.codec import is_overflow_pointer, overflow_pointer, read_header
-from .storage import Sessions
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
-    from django_redis.client import DefaultClient
 
-    from .conf import SessionOptions
+    from ..topology.base import Topology
+    from .options import SessionOptions
 
 SWEEP_ONE_WRITE_IN = 16  # a write sweeps its own bucket on average once every 16 writes...
 SWEEP_FIELDS = 64  # ...looking at up to 64 fields: bounded work, amortised over writes
@@ -59,7 +61,7 @@ def bucket_number(key: str, buckets: int) -> int:
 
 def bucket_name(number: int, marker: bytes = b"h") -> bytes:
     """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow
-    keys (``u{<hex>}``: the buckets of users.py's index)."""
+    keys (``u{<hex>}``: the buckets of the user index, ``index.py``)."""
     return marker + b"{%x}" % number
 
 
@@ -70,16 +72,20 @@ def overflow_key(bucket: bytes, field: bytes) -> bytes:
 
 BUCKET_NAME = re.compile(rb"h\{[0-9a-f]+\}")  # every name bucket_name() makes, and nothing else
 BUCKET_GLOB = b"h{*}"  # the same for SCAN MATCH (which also finds overflow keys: filter with BUCKET_NAME)
-USER_BUCKET_NAME = re.compile(rb"u\{[0-9a-f]+\}")  # bucket_name(n, b"u"): the buckets of users.py's index
+USER_BUCKET_NAME = re.compile(rb"u\{[0-9a-f]+\}")  # bucket_name(n, b"u"): the buckets of the user index
 USER_BUCKET_GLOB = b"u{*}"
 
 
-class HashSessions(Sessions):
-    def __init__(self, client: DefaultClient, backend: BaseCache, options: SessionOptions, namespace: str = "s"):
-        super().__init__(client, backend, options, namespace)
+class HashStorage(Storage):
+    """Records (sessions, or the app records of ``SessionClient.bucket_*``) as fields of bucket hashes."""
+
+    def __init__(
+        self, client: Any, backend: BaseCache, options: SessionOptions, topology: Topology, namespace: str = "s"
+    ) -> None:
+        super().__init__(client, backend, options, topology, namespace)
         self.buckets = options.buckets
         self._last_located: tuple[str, tuple[bytes, bytes, bytes]] | None = None
-        self._inline_limit: tuple[int, int] | None = None  # (facts.generation, limit)
+        self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
 
     # Names ---------------------------------------------------------------
 
@@ -112,12 +118,14 @@ class HashSessions(Sessions):
         if self.options.hash_max_inline is not None:
             return self.options.hash_max_inline
         known = self._inline_limit
-        if known is not None and known[0] == facts.generation:
+        if known is not None and known[0] == server_facts.generation:
             return known[1]  # ~2 us less per write than asking every server's facts again
         with errors.translated():
             # Every server must keep the bucket compact: the smallest limit wins.
-            limit = min(facts.listpack_limits(redis)[1] or facts.DEFAULT_INLINE_LIMIT for redis in self.servers())
-        self._inline_limit = (facts.generation, limit)
+            limit = min(
+                server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in self.servers()
+            )
+        self._inline_limit = (server_facts.generation, limit)
         return limit
 
     async def aprepare(self) -> None:
@@ -126,11 +134,11 @@ class HashSessions(Sessions):
         if self.options.hash_max_inline is not None:
             return
         for redis in self.servers():
-            if facts.of(redis).listpack_limits is None:
+            if server_facts.of(redis).listpack_limits is None:
                 try:
-                    await facts.alistpack_limits(redis, self.aredis(redis))
-                except aio.NotNative:
-                    await sync_to_async(facts.listpack_limits)(redis)
+                    await server_facts.alistpack_limits(redis, self.aredis(redis))
+                except async_clients.NotNative:
+                    await sync_to_async(server_facts.listpack_limits)(redis)
 
     # Operations (one round trip each) --------------------------------------
 
@@ -187,13 +195,6 @@ class HashSessions(Sessions):
             value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
         return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep, now], bool)
-
-    def clear_expired(self) -> None:
-        """Sweep every bucket (``manage.py clearsessions``); see ``cleanuprs`` for options."""
-        from .sweep import all_buckets, sweep
-
-        with errors.translated():
-            sweep(self, all_buckets(self))
 
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)

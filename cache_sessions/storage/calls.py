@@ -2,7 +2,8 @@
 read its reply), and running operations made of several (``drive``/``adrive``).
 
 Calls are data: a storage mode builds them once, and either executor sends them
-(``Sessions.execute`` on redis-py, ``Sessions.aexecute`` on ``redis.asyncio``).
+(``executor.py``: ``execute`` on redis-py, ``aexecute`` on ``redis.asyncio``).
+Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -11,14 +12,8 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from redis.exceptions import NoScriptError
-
-from . import lua
-
 if TYPE_CHECKING:
-    from redis import Redis
-
-    from . import replicas
+    from .lua import Script
 
 T = TypeVar("T")
 WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
@@ -35,7 +30,7 @@ class Call(Generic[T]):
 
     args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
     parse: Callable[[Any], T | Call[T]]
-    script: lua.Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
+    script: Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
     options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
     fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
 
@@ -53,7 +48,7 @@ class Call(Generic[T]):
         return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
 
 
-def evalsha(script: lua.Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
+def evalsha(script: Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
 
 
@@ -68,7 +63,7 @@ R = TypeVar("R")
 
 def drive(steps: Generator[S, Any, R], execute: Callable[[S], Any]) -> R:
     """Run an operation written as a generator of calls (each reply is sent back in)
-    with the sync executor (``Sessions.execute``, or ``execute_many`` for lists)."""
+    with the sync executor (``Executor.execute``, or ``execute_many`` for lists)."""
     reply = None
     try:
         while True:
@@ -93,17 +88,3 @@ def pipelined(call: Call[Any]) -> tuple[Any, ...]:
     if call.script is None:
         return call.args
     return ("EVAL", call.script.source, *call.args[2:])
-
-
-def send(redis: Redis, call: Call[Any], acks: replicas.Acks | None = None) -> Any:
-    assert call.args is not None
-    if acks is not None:
-        return acks.send(redis, call)
-    send: Callable[..., Any] = redis.execute_command  # untyped in redis-py
-    try:
-        return send(*call.args, **call.options)
-    except NoScriptError:  # a new, restarted or flushed server, or a promoted replica
-        if call.script is None:
-            raise
-        redis.script_load(call.script.source)
-        return send(*call.args, **call.options)

@@ -15,10 +15,14 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import index_lua, lua, user_index
-from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashSessions, bucket_name
+from asgiref.sync import sync_to_async
+
+from .. import errors
+from ..topology.async_clients import NotNative
+from . import index, index_lua, lua
+from .base import Storage
+from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashStorage, bucket_name
 from .calls import Call, adrive, drive, evalsha
-from .storage import Sessions
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -26,15 +30,32 @@ if TYPE_CHECKING:
 SCAN_COUNT = 1000
 
 
+def clear_expired(sessions: Storage) -> None:
+    """Sweep every bucket (``SessionStore.clear_expired``, ``manage.py clearsessions``; see
+    ``cleanuprs`` for options). String mode has only the user index's buckets to sweep:
+    Redis expires string keys itself."""
+    with errors.translated():
+        sweep(sessions, all_buckets(sessions))
+
+
+async def aclear_expired(sessions: Storage) -> None:
+    """``clear_expired`` on ``redis.asyncio`` (in a thread where the topology has no asyncio twin)."""
+    try:
+        with errors.translated():
+            await asweep_all(sessions)
+    except NotNative:
+        await sync_to_async(clear_expired)(sessions)
+
+
 def _glob_escape(raw: bytes) -> bytes:
     return bytes(b for c in raw for b in ((92, c) if c in b"*?[]\\" else (c,)))
 
 
-def bucket_pattern(sessions: HashSessions) -> bytes:
+def bucket_pattern(sessions: HashStorage) -> bytes:
     return _glob_escape(sessions.prefix) + (BUCKET_GLOB if sessions.default_buckets() else b"*")
 
 
-def all_buckets(sessions: Sessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+def all_buckets(sessions: Storage, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
     """Every bucket to sweep (the sessions' in hash mode, the user index's with
     USER_SESSIONS), found with SCAN (never KEYS), on every server (or on ``servers``)."""
     for pattern, accept in sweep_targets(sessions):
@@ -44,15 +65,15 @@ def all_buckets(sessions: Sessions, servers: Iterable[Redis] | None = None) -> I
                     yield key
 
 
-def session_buckets(sessions: HashSessions, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
+def session_buckets(sessions: HashStorage, servers: Iterable[Redis] | None = None) -> Iterator[bytes]:
     """Every session bucket (``cleanuprs --stats``), on every server (or on ``servers``)."""
     return (key for key in all_buckets(sessions, servers) if is_bucket_name(sessions, key))
 
 
-def sweep_targets(sessions: Sessions) -> list[tuple[bytes, Callable[[bytes], bool]]]:
+def sweep_targets(sessions: Storage) -> list[tuple[bytes, Callable[[bytes], bool]]]:
     """``(SCAN MATCH pattern, which keys found are buckets)`` for each kind of bucket."""
     targets: list[tuple[bytes, Callable[[bytes], bool]]] = []
-    if isinstance(sessions, HashSessions):
+    if isinstance(sessions, HashStorage):
         targets.append((bucket_pattern(sessions), lambda key: is_bucket_name(sessions, key)))
     if sessions.options.user_sessions:
         pattern = _glob_escape(sessions.prefix) + USER_BUCKET_GLOB
@@ -60,7 +81,7 @@ def sweep_targets(sessions: Sessions) -> list[tuple[bytes, Callable[[bytes], boo
     return targets
 
 
-def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
+def is_bucket_name(sessions: HashStorage, key: bytes) -> bool:
     """Whether ``key`` can be a session bucket of ``sessions``: inside its namespace, and with
     the default names, exactly ``h{<hex>}`` (not an overflow key, not a user bucket, nothing else)."""
     if not key.startswith(sessions.prefix) or is_user_bucket(sessions, key):
@@ -70,20 +91,20 @@ def is_bucket_name(sessions: HashSessions, key: bytes) -> bool:
     return True
 
 
-def is_user_bucket(sessions: Sessions, key: bytes) -> bool:
+def is_user_bucket(sessions: Storage, key: bytes) -> bool:
     return key.startswith(sessions.prefix) and USER_BUCKET_NAME.fullmatch(key, len(sessions.prefix)) is not None
 
 
-def sample_buckets(sessions: Sessions, size: int) -> list[bytes]:
+def sample_buckets(sessions: Storage, size: int) -> list[bytes]:
     """``size`` random session buckets (hash mode) and, with USER_SESSIONS, user buckets."""
-    chosen = _sample_session_buckets(sessions, size) if isinstance(sessions, HashSessions) else []
+    chosen = _sample_session_buckets(sessions, size) if isinstance(sessions, HashStorage) else []
     if sessions.options.user_sessions:
         numbers = random.sample(range(sessions.options.buckets), min(size, sessions.options.buckets))
         chosen += [sessions.prefix + bucket_name(number, b"u") for number in numbers]
     return chosen
 
 
-def _sample_session_buckets(sessions: HashSessions, size: int) -> list[bytes]:
+def _sample_session_buckets(sessions: HashStorage, size: int) -> list[bytes]:
     """``HASH_KEYS_CHECK_FOR_EXPIRY(redis)`` if set, else ``size`` random buckets.
 
     Whatever the chooser returns, only names that can be buckets of these
@@ -131,7 +152,7 @@ class SweepReport:
 
 
 def sweep(
-    sessions: Sessions,
+    sessions: Storage,
     buckets: Iterable[bytes],
     *,
     batch_size: int = 500,
@@ -158,7 +179,7 @@ def sweep(
     return report
 
 
-async def asweep_all(sessions: Sessions, batch_size: int = 500) -> SweepReport:
+async def asweep_all(sessions: Storage, batch_size: int = 500) -> SweepReport:
     """``sweep(sessions, all_buckets(sessions))`` on ``redis.asyncio`` (``aclear_expired``)."""
     report = SweepReport()
     started = time.monotonic()
@@ -172,20 +193,20 @@ async def asweep_all(sessions: Sessions, batch_size: int = 500) -> SweepReport:
     return report
 
 
-Steps = Generator[Call[Any], Any, bool]  # driven by storage.drive / storage.adrive
+Steps = Generator[Call[Any], Any, bool]  # driven by calls.drive / calls.adrive
 
 
-def bucket_sweep(sessions: Sessions, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
+def bucket_sweep(sessions: Storage, bucket: bytes, batch_size: int, dry_run: bool, report: SweepReport) -> Steps:
     """The calls that page through one bucket (a driver sends each reply back in), adding
     to ``report``; returns False if the key is not a bucket. Written once for both executors.
     A user bucket's page counts records, not fields."""
     cursor: bytes | int = 0
-    index = is_user_bucket(sessions, bucket)
-    limit = user_index.index_limit(sessions) if index else 0
+    user_bucket = is_user_bucket(sessions, bucket)
+    limit = index.index_limit(sessions) if user_bucket else 0
     while True:
         call_started = time.monotonic()
-        if index:
-            args = [cursor, batch_size, int(time.time()), limit, user_index.POINTER_BYTE, int(dry_run)]
+        if user_bucket:
+            args = [cursor, batch_size, int(time.time()), limit, index.POINTER_BYTE, int(dry_run)]
             call = evalsha(index_lua.INDEX_SWEEP, [bucket], args, list)
         else:
             call = evalsha(lua.SWEEP, [bucket], [cursor, batch_size, int(dry_run)], list)
@@ -226,7 +247,7 @@ class BucketStats:
 
 
 def bucket_stats(
-    sessions: HashSessions, buckets: Iterable[bytes], batch: int = 500, server: Redis | None = None
+    sessions: HashStorage, buckets: Iterable[bytes], batch: int = 500, server: Redis | None = None
 ) -> BucketStats:
     """Fields, encodings and memory (MEMORY USAGE) of ``buckets`` and their overflow keys
     (on ``server`` alone, where the buckets were found, when it is given)."""
@@ -241,8 +262,8 @@ def bucket_stats(
                 pipe.object("encoding", key)
                 pipe.memory_usage(key, samples=0)
             results = pipe.execute()
-            for index in range(0, len(results), 3):
-                fields, encoding, size = results[index : index + 3]
+            for start in range(0, len(results), 3):
+                fields, encoding, size = results[start : start + 3]
                 stats.buckets += 1
                 stats.fields += fields
                 stats.max_fields = max(stats.max_fields, fields)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import errors, facts, keys, lua
+from .. import errors, keys
+from ..topology import server_facts
+from . import lua
+from .base import Storage
 from .calls import Call, answer, evalsha
-from .storage import Sessions
 
 
-class StringSessions(Sessions):
+class StringStorage(Storage):
     """One Redis string per session, named ``<KEY_PREFIX>:s<VERSION>:<KEY_GENERATOR(key)>``."""
 
     def redis_key(self, session_key: str) -> bytes:
@@ -39,7 +41,7 @@ class StringSessions(Sessions):
             return answer(True)  # expired on arrival: nothing to store
         key, value = self.redis_key(session_key), self.codec.encode(session)
         script = evalsha(lua.CREATE_STRING, [key], [value, ttl], bool)
-        server = facts.of(self.redis_for(key))
+        server = server_facts.of(self.redis_for(key))
         if not server.set_nx_get:
             return script
 
@@ -65,11 +67,3 @@ class StringSessions(Sessions):
 
     def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         return Call(("DEL", place[0]), bool)
-
-    def clear_expired(self) -> None:
-        """Redis expires string keys itself: only the index of users' sessions is swept."""
-        if self.options.user_sessions:
-            from .sweep import all_buckets, sweep
-
-            with errors.translated():
-                sweep(self, all_buckets(self))

@@ -18,9 +18,9 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from redis.retry import Retry
 
-from . import errors, keys
-from .format.codec import DEFAULT_MAX_SIZE, Codec
-from .replicas import Acks
+from .. import errors, keys
+from ..format.codec import DEFAULT_MAX_SIZE, Codec
+from .acks import Acks
 
 DEFAULTS: dict[str, Any] = {
     "USE_HASH": True,

@@ -1,36 +1,36 @@
-"""Sessions on Redis Cluster: where a storage mode's names live, and sending their calls
-within ``OPERATION_TIMEOUT``.
+"""Redis Cluster as a topology: where a name lives, and sending a call within ``OPERATION_TIMEOUT``.
 
-``ClusterTopology`` is mixed into each storage mode (``ClusterStringSessions``,
-``ClusterHashSessions``): ``redis_for`` is the cluster client itself (it routes
-by slot), ``servers`` and ``by_server`` are per primary. Each session
-operation runs under a deadline (``deadline.py``): what a failover explains (a
-lost or refused connection, a timeout, ``CLUSTERDOWN``, ``TRYAGAIN``, a slot
-no node serves yet, no node reachable) is retried with the ``RETRY`` backoff
-until it succeeds or the deadline comes, then reported as
-``SessionStoreUnavailable``. A failover shorter than the deadline is a wait,
-not an error; a cluster that stays down is an error within the deadline.
+``redis_for`` is the cluster client itself (it routes by slot); ``servers`` and
+``by_server`` are per primary. Each session operation runs under a deadline
+(``deadline.py``): what a failover explains (a lost or refused connection, a
+timeout, ``CLUSTERDOWN``, ``TRYAGAIN``, a slot no node serves yet, no node
+reachable) is retried with the ``RETRY`` backoff until it succeeds or the
+deadline comes, then reported as ``SessionStoreUnavailable``. A failover
+shorter than the deadline is a wait, not an error; a cluster that stays down is
+an error within the deadline. The cluster client itself, and the connections
+whose waits the deadline cuts, are made in ``cluster_connections.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
 
-from . import aio, deadline, errors
-from .buckets import HashSessions
-from .calls import Call, T, send
-from .storage import Sessions
-from .strings import StringSessions
+from .. import errors
+from . import async_clients, deadline
+from .base import Topology
 
 if TYPE_CHECKING:
-    from redis import Redis
+    import contextlib
 
-    from .replicas import Acks
+    from redis import Redis
+    from redis.retry import Retry
+
+T = TypeVar("T")
 
 DEFAULT_OPERATION_TIMEOUT = 3.0  # seconds: rides out a failover with cluster-node-timeout ~1 s
 # Failures a failover explains, beyond a lost connection or a timeout (errors.is_retryable).
@@ -59,22 +59,22 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, unreachable_error) or str(exc).startswith("Redis Cluster cannot be connected")
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Retried within the deadline: what a failover, or a cluster that is down, explains."""
-    return errors.is_retryable(exc) or isinstance(exc, _FAILOVER_ERRORS)
-
-
-class ClusterTopology(Sessions):
-    """Where a storage mode's names live on a cluster, and how its calls are sent."""
+class ClusterTopology(Topology):
+    """Redis Cluster: names routed by slot, every primary walked, operations within a deadline."""
 
     acks_supported = False  # a cluster pipeline does not promise WAIT the write's node
+    pipelines = False  # a cluster pipeline refuses EVALSHA: one call at a time
     deadline_supported = True
+
+    def __init__(self, client: Any, retry: Retry, operation_timeout: float | None = None) -> None:
+        super().__init__(client, retry)
+        self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
 
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
 
     def aredis(self, sync_redis: Redis) -> Any:
-        raise aio.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
+        raise async_clients.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
 
     def servers(self) -> list[Redis]:
         cluster = self.cluster()
@@ -88,35 +88,23 @@ class ClusterTopology(Sessions):
             groups.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(name)
         return list(groups.values())
 
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Retried within the deadline: what a failover, or a cluster that is down, explains."""
+        return errors.is_retryable(exc) or isinstance(exc, _FAILOVER_ERRORS)
+
     # Sending under a deadline: an operation and its follow-up calls share one.
 
-    def timeout(self) -> float:
-        return DEFAULT_OPERATION_TIMEOUT if self.operation_timeout is None else self.operation_timeout
+    def operation(self) -> contextlib.AbstractContextManager[None]:
+        return deadline.within(self.timeout)
 
-    def execute(self, call: Call[T]) -> T:
-        with deadline.within(self.timeout()):
-            return super().execute(call)
-
-    def execute_many(self, calls: list[Call[Any]]) -> list[Any]:
-        with deadline.within(self.timeout()):
-            return super().execute_many(calls)
-
-    def send_retried(self, call: Call[Any], acks: Acks | None) -> Any:
+    def send(self, name: bytes, attempt: Callable[[Redis], T]) -> T:
         backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)  # RETRY's, to space the attempts
-        return deadline.retrying(partial(self._send_once, call, acks), is_retryable, backoff)
+        return deadline.retrying(partial(self._send_once, name, attempt), self.is_retryable, backoff)
 
-    def _send_once(self, call: Call[Any], acks: Acks | None) -> Any:
+    def _send_once(self, name: bytes, attempt: Callable[[Redis], T]) -> T:
         try:
-            return send(self.redis_for(call.route), call, acks)  # the first use of a cluster client connects
+            return attempt(self.redis_for(name))  # the first use of a cluster client connects
         except redis_errors.RedisClusterException as exc:
             if unreachable(exc):
                 raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
             raise
-
-
-class ClusterStringSessions(ClusterTopology, StringSessions):
-    pass
-
-
-class ClusterHashSessions(ClusterTopology, HashSessions):
-    pass

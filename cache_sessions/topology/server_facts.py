@@ -40,7 +40,7 @@ _lock = threading.Lock()
 def server_id(redis: Any) -> tuple[Any, ...]:
     """Which server (and user) a redis-py client talks to. A ``RedisCluster`` counts as
     one server (its startup nodes) for facts about the server software (``SET NX GET``);
-    limits are read from each primary's own client (``Sessions.servers()``)."""
+    limits are read from each primary's own client (``Topology.servers()``)."""
     pool = getattr(redis, "connection_pool", None)
     if pool is None:
         nodes = tuple(sorted(node.name for node in redis.startup_nodes))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from .errors import TooFewReplicas
+from ..errors import TooFewReplicas
 
 if TYPE_CHECKING:
     from redis import Redis

@@ -1,6 +1,6 @@
 """Indexing the sessions that exist already: ``manage.py usersessions --backfill``.
 
-A session gets its index record (``user_index.py``) when it is created, when it is
+A session gets its index record (``index.py``) when it is created, when it is
 moved from ``MIGRATE_FROM``, and on the first request that uses it after
 ``USER_SESSIONS`` was turned on. A session made before the option (or while it was
 off) that nobody uses meanwhile is in no index, so ``revoke_all_sessions`` cannot end
@@ -20,7 +20,7 @@ session whose user's index has a record for it is not written again. The order o
 else start again from ``0:0``.
 
 A record written here knows the session's place, not its key: its id is the place's
-(``user_index.place_id``); listings show it without metadata, it is filed as the
+(``index.place_id``); listings show it without metadata, it is filed as the
 user's least recently active, and the session's own record replaces it the next
 time the session is used.
 """
@@ -32,12 +32,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors, user_index
-from .buckets import USER_BUCKET_NAME, HashSessions
+from .. import errors
+from ..errors import CorruptSession
+from ..format.codec import is_overflow_pointer, read_header
+from . import index
+from .base import Storage
+from .buckets import USER_BUCKET_NAME, HashStorage
 from .calls import drive
-from .errors import CorruptSession
-from .format.codec import is_overflow_pointer, read_header
-from .storage import Sessions
 from .sweep import _glob_escape, bucket_pattern, is_bucket_name
 
 
@@ -69,7 +70,7 @@ def parse_cursor(cursor: str) -> tuple[int, int]:
 
 
 def backfill(
-    sessions: Sessions,
+    sessions: Storage,
     *,
     cursor: str = "0:0",
     batch: int = 100,
@@ -100,17 +101,17 @@ def backfill(
     return report
 
 
-def _pattern(sessions: Sessions) -> bytes:
-    return bucket_pattern(sessions) if isinstance(sessions, HashSessions) else _glob_escape(sessions.prefix) + b"*"
+def _pattern(sessions: Storage) -> bytes:
+    return bucket_pattern(sessions) if isinstance(sessions, HashStorage) else _glob_escape(sessions.prefix) + b"*"
 
 
-def _kind(sessions: Sessions) -> str:
-    return "hash" if isinstance(sessions, HashSessions) else "string"
+def _kind(sessions: Storage) -> str:
+    return "hash" if isinstance(sessions, HashStorage) else "string"
 
 
-def _accepts(sessions: Sessions, name: bytes) -> bool:
+def _accepts(sessions: Storage, name: bytes) -> bool:
     """Whether a name SCAN found holds sessions (not the index's own overflow keys)."""
-    if isinstance(sessions, HashSessions):
+    if isinstance(sessions, HashStorage):
         return is_bucket_name(sessions, name)
     rest = name[len(sessions.prefix) :]
     head, colon, _ = rest.partition(b":")
@@ -118,10 +119,10 @@ def _accepts(sessions: Sessions, name: bytes) -> bool:
 
 
 def _pages(
-    sessions: Sessions, redis: Any, names: list[bytes], batch: int, report: BackfillReport
+    sessions: Storage, redis: Any, names: list[bytes], batch: int, report: BackfillReport
 ) -> Iterable[list[Found]]:
     """The logged-in sessions under ``names``, a page at a time."""
-    if not isinstance(sessions, HashSessions):
+    if not isinstance(sessions, HashStorage):
         report.names += len(names)
         yield _logged_in(sessions, _string_values(redis, names), report)
         return
@@ -151,7 +152,7 @@ def _string_values(redis: Any, names: list[bytes]) -> list[tuple[tuple[bytes, ..
 
 
 def _bucket_values(
-    sessions: HashSessions, redis: Any, bucket: bytes, fields: dict[bytes, bytes]
+    sessions: HashStorage, redis: Any, bucket: bytes, fields: dict[bytes, bytes]
 ) -> list[tuple[tuple[bytes, ...], bytes, int]]:
     """``(place, value, expires_at)`` of a page of a bucket (overflow keys read in one pipeline)."""
     pointers = [field for field, value in fields.items() if is_overflow_pointer(value)]
@@ -172,38 +173,38 @@ def _bucket_values(
 
 
 def _logged_in(
-    sessions: Sessions, values: list[tuple[tuple[bytes, ...], bytes, int]], report: BackfillReport
+    sessions: Storage, values: list[tuple[tuple[bytes, ...], bytes, int]], report: BackfillReport
 ) -> list[Found]:
     found = []
     for place, value, expires_at in values:
         session = sessions.decode(value)  # None: expired, or unreadable
-        user = session.get(user_index.USER_KEY) if session else None
+        user = session.get(index.USER_KEY) if session else None
         if user and expires_at > time.time():
             found.append(Found(place, str(user), expires_at))
     report.logged_in += len(found)
     return found
 
 
-def _index(sessions: Sessions, found: list[Found], report: BackfillReport) -> None:
+def _index(sessions: Storage, found: list[Found], report: BackfillReport) -> None:
     """Write the records the users' indexes lack (their runs read first, one pipeline per server)."""
     users = sorted({session.user for session in found})
-    entries = [user_index.IndexEntry.of(sessions, user) for user in users]
+    entries = [index.IndexEntry.of(sessions, user) for user in users]
     runs = sessions.execute_many([entry.read_call() for entry in entries])
     listed = {
         (user, tuple(payload[0]))
         for user, run in zip(users, runs, strict=True)
-        for payload in user_index.records(run, time.time()).values()
+        for payload in index.records(run, time.time()).values()
     }
     every = sessions.options.user_session_seen_every
     writes = [
-        user_index.Write(session.user, _record(session, every), user_index.place_id(session.place), oldest=True)
+        index.Write(session.user, _record(session, every), index.place_id(session.place), oldest=True)
         for session in found
         if (session.user, session.place) not in listed
     ]
-    report.ended += drive(user_index.writing(sessions, writes), sessions.execute_many)
+    report.ended += drive(index.writing(sessions, writes), sessions.execute_many)
     report.indexed += len(writes)
 
 
 def _record(session: Found, every: int) -> bytes:
-    place_id = user_index.place_id(session.place)
-    return user_index.record(place_id, session.expires_at + every, [list(session.place)])
+    place_id = index.place_id(session.place)
+    return index.record(place_id, session.expires_at + every, [list(session.place)])

@@ -43,17 +43,17 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from django.utils.crypto import salted_hmac
 
+from ..format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
 from . import index_lua
+from .base import Storage
 from .buckets import MAX_EXPIRY
 from .calls import Call, evalsha
-from .format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
-from .storage import Sessions
-from .user_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
-from .user_meta import request_meta as request_meta
-from .user_meta import summarize as summarize
+from .index_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
+from .index_meta import request_meta as request_meta
+from .index_meta import summarize as summarize
 
 if TYPE_CHECKING:
-    from .conf import SessionOptions
+    from .options import SessionOptions
 
 logger = logging.getLogger("cache_sessions")
 
@@ -82,7 +82,7 @@ def place_id(place: tuple[bytes, ...]) -> bytes:
     return salted_hmac("cache_sessions.users.place_id", packed, algorithm="sha256").digest()[:12]
 
 
-def ids_of(sessions: Sessions, session_key: str) -> list[bytes]:
+def ids_of(sessions: Storage, session_key: str) -> list[bytes]:
     """The ids a session's record can have: its key's, and its place's (backfilled)."""
     return [session_id(session_key), place_id(sessions.place(session_key))]
 
@@ -114,7 +114,7 @@ class IndexEntry:
     overflow: bytes
 
     @classmethod
-    def of(cls, sessions: Sessions, user_id: str) -> IndexEntry:
+    def of(cls, sessions: Storage, user_id: str) -> IndexEntry:
         from .buckets import bucket_name, overflow_key
 
         bucket = sessions.prefix + bucket_name(zlib.crc32(user_id.encode()) % sessions.options.buckets, b"u")
@@ -165,13 +165,13 @@ def records(run: bytes, now: float) -> dict[bytes, list[Any]]:
     return found
 
 
-def fitting(sessions: Sessions, found: dict[bytes, list[Any]]) -> dict[bytes, list[Any]]:
+def fitting(sessions: Storage, found: dict[bytes, list[Any]]) -> dict[bytes, list[Any]]:
     """The records whose place is one of this storage mode's (not left by another USE_HASH)."""
     size = len(sessions.place("a" * 32))
     return {sid: p for sid, p in found.items() if len(p[0]) == size and all(isinstance(n, bytes) for n in p[0])}
 
 
-def writing(sessions: Sessions, writes: list[Write]) -> Batches:
+def writing(sessions: Storage, writes: list[Write]) -> Batches:
     """Write records (one batch); then, for users the writes took past USER_SESSIONS_MAX,
     end their least recently active sessions and remove those records (a second batch:
     the sessions first, so that no live session ever loses its record). Returns how
@@ -231,7 +231,7 @@ def entry_due(options: SessionOptions, session: dict[str, Any], created: bool, t
 
 
 def stamp(
-    sessions: Sessions, session_key: str, session: dict[str, Any], ttl: int, created: bool, meta: dict[str, str] | None
+    sessions: Storage, session_key: str, session: dict[str, Any], ttl: int, created: bool, meta: dict[str, str] | None
 ) -> Write:
     """The record of a session about to be saved with ``ttl``; ``session`` gets its mark,
     to be saved with it. The record covers every save until the next record is due:
@@ -251,18 +251,18 @@ def stamp(
 
 
 def indexing(
-    sessions: Sessions, session_key: str, session: dict[str, Any], ttl: int, created: bool, meta: dict[str, str] | None
+    sessions: Storage, session_key: str, session: dict[str, Any], ttl: int, created: bool, meta: dict[str, str] | None
 ) -> Batches:
     """What a save sends before the session when its record is due (see ``entry_due``)."""
     return writing(sessions, [stamp(sessions, session_key, session, ttl, created, meta)])
 
 
-def moving(sessions: Sessions, session_key: str, session: dict[str, Any], ttl: int) -> Batches:
+def moving(sessions: Storage, session_key: str, session: dict[str, Any], ttl: int) -> Batches:
     """The record of a session brought over from MIGRATE_FROM, sent before it is created here."""
     return writing(sessions, moved_records(sessions, [(session_key, session, ttl)]))
 
 
-def moved_records(sessions: Sessions, moved: list[tuple[str, dict[str, Any], int]]) -> list[Write]:
+def moved_records(sessions: Storage, moved: list[tuple[str, dict[str, Any], int]]) -> list[Write]:
     """The records of sessions ``(key, session, ttl)`` about to be created here: the logged-in
     ones, with USER_SESSIONS (each session gets its mark, to be created with it)."""
     if not sessions.options.user_sessions:
@@ -270,17 +270,19 @@ def moved_records(sessions: Sessions, moved: list[tuple[str, dict[str, Any], int
     return [stamp(sessions, key, session, ttl, True, None) for key, session, ttl in moved if session.get(USER_KEY)]
 
 
-def remove_call(sessions: Sessions, user_id: str, session_key: str) -> Call[None]:
+def remove_call(sessions: Storage, user_id: str, session_key: str) -> Call[None]:
     return IndexEntry.of(sessions, user_id).remove_call(ids_of(sessions, session_key), index_limit(sessions))
 
 
-def index_limit(sessions: Sessions) -> int:
+def index_limit(sessions: Storage) -> int:
     """The longest run kept inside a user bucket: the sessions' own inline limit."""
-    from .buckets import HashSessions
+    from .buckets import HashStorage
 
-    if isinstance(sessions, HashSessions):
+    if isinstance(sessions, HashStorage):
         return sessions.inline_limit()
-    from . import facts
+    from ..topology import server_facts
 
-    limits = [facts.listpack_limits(redis)[1] or facts.DEFAULT_INLINE_LIMIT for redis in sessions.servers()]
+    limits = [
+        server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in sessions.servers()
+    ]
     return sessions.options.hash_max_inline or min(limits)
