@@ -12,7 +12,7 @@ only reads (``DEGRADED_READS``), loads as an empty *read-only* session that
 writes nothing (save, create, delete raise) and never touches the cookie.
 
 With ``MIGRATE_FROM`` on the alias, a valid key that is not in Redis is
-looked up in the old store and moved here (``migration.py``): only on a
+looked up in the old store and moved here (``migration/fallback.py``): only on a
 miss, so a session already here costs nothing more.
 
 Deleting a session (with its index record) and ``cycle_key`` live in
@@ -29,9 +29,10 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys, migration
+from . import keys
 from .ending import EndingStore
 from .errors import SessionStoreUnavailable
+from .migration.fallback import Moved, fallback_for
 from .storage import index, sweep
 from .storage.calls import adrive, drive
 from .storage.registry import sessions_for
@@ -68,7 +69,7 @@ class SessionStore(EndingStore):
     def _validate_session_key(self, key: Any) -> bool:
         if keys.is_valid_session_key(key):
             return True
-        if key and (fallback := migration.fallback_for(self._storage)) is not None and fallback.accepts(key):
+        if key and (fallback := fallback_for(self._storage)) is not None and fallback.accepts(key):
             return True  # a signed-cookie session of MIGRATE_FROM: moved on load, under a new key
         if key and self._storage.options.log_key_error:
             logger.warning("Ignoring a malformed session key from the client (%d characters).", len(str(key)))
@@ -88,13 +89,13 @@ class SessionStore(EndingStore):
         key = self.session_key
         try:
             session = self._storage.load(key) if key is not None and keys.is_valid_session_key(key) else None
-            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+            if session is None and key and (fallback := fallback_for(self._storage)) is not None:
                 return self._moved(fallback.load(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
         return self._loaded(session)
 
-    def _moved(self, moved: migration.Moved | None) -> dict[str, Any]:
+    def _moved(self, moved: Moved | None) -> dict[str, Any]:
         """A session brought over from the old store (or None: not there, or expired)."""
         if moved is None or not moved.new_key:
             return self._loaded(None if moved is None else moved.data)
@@ -136,7 +137,7 @@ class SessionStore(EndingStore):
             return False
         if self._remembering(self._storage.exists, session_key):
             return True
-        fallback = migration.fallback_for(self._storage)
+        fallback = fallback_for(self._storage)
         return fallback is not None and bool(self._remembering(fallback.exists, session_key))
 
     def create(self) -> None:
@@ -198,7 +199,7 @@ class SessionStore(EndingStore):
         key = self.session_key
         try:
             session = await self._storage.aload(key) if key is not None and keys.is_valid_session_key(key) else None
-            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+            if session is None and key and (fallback := fallback_for(self._storage)) is not None:
                 return self._moved(await fallback.aload(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
@@ -209,7 +210,7 @@ class SessionStore(EndingStore):
             return False
         if await self._aremembering(self._storage.aexists, session_key):
             return True
-        fallback = migration.fallback_for(self._storage)
+        fallback = fallback_for(self._storage)
         return fallback is not None and bool(await self._aremembering(fallback.aexists, session_key))
 
     async def acreate(self) -> None:

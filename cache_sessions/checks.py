@@ -249,7 +249,7 @@ def check_migrate_from(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     """E003: the old store of MIGRATE_FROM can be read (built here, as the first miss would)."""
     if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
         return []
-    from .sources import build_source
+    from .migration.registry import build_source
     from .storage.registry import sessions_for
 
     alias = settings.SESSION_CACHE_ALIAS

@@ -35,8 +35,9 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.exceptions import SessionInterrupted
 
-from . import keys, migration
+from . import keys
 from .errors import SessionStoreUnavailable
+from .migration.fallback import fallback_for
 from .storage import index
 from .storage.base import Storage
 from .storage.calls import Call
@@ -88,7 +89,7 @@ class EndingStore(SessionBase):
             return False
         storage = self._storage
         existed = self._remembering(storage.execute_many, self._deletion(session_key))[0]
-        if (fallback := migration.fallback_for(storage)) is not None:
+        if (fallback := fallback_for(storage)) is not None:
             self._remembering(fallback.delete, session_key)  # or the fallback would bring it back
         return bool(existed)
 
@@ -99,7 +100,7 @@ class EndingStore(SessionBase):
             return False
         storage = self._storage
         existed = (await self._aremembering(storage.aexecute_many, self._deletion(session_key)))[0]
-        if (fallback := migration.fallback_for(storage)) is not None:
+        if (fallback := fallback_for(storage)) is not None:
             await self._aremembering(fallback.adelete, session_key)
         return bool(existed)
 

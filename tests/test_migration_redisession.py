@@ -22,8 +22,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
 
-from cache_sessions.redisession import unpickle
-from cache_sessions.sources import Unreadable
+from cache_sessions.migration.base import Unreadable
+from cache_sessions.migration.redisession import unpickle
 from cache_sessions.storage.registry import sessions_for
 from tests.migration_site import alias, caches, in_ours, raw, server, site_fixture, user_fixture  # noqa: F401  (fixtures)
 

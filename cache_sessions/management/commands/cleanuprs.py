@@ -11,10 +11,17 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from cache_sessions.storage.buckets import HashStorage
 from cache_sessions.storage.registry import sessions_for
-
-from ...storage.buckets import HashStorage
-from ...storage.sweep import BucketStats, SweepReport, all_buckets, bucket_stats, sample_buckets, session_buckets, sweep
+from cache_sessions.storage.sweep import (
+    BucketStats,
+    SweepReport,
+    all_buckets,
+    bucket_stats,
+    sample_buckets,
+    session_buckets,
+    sweep,
+)
 
 if TYPE_CHECKING:
     from redis import Redis

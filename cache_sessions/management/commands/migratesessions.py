@@ -10,11 +10,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions.errors import SessionStoreError
-from cache_sessions.migration import CopyReport, copy_all
-from cache_sessions.sources import BulkUnsupported, build_source
+from cache_sessions.migration.base import BulkUnsupported
+from cache_sessions.migration.copy import CopyReport, copy_all
+from cache_sessions.migration.registry import build_source
+from cache_sessions.storage.options import OUR_ENGINE, MigrateFrom
 from cache_sessions.storage.registry import sessions_for
-
-from ...storage.options import OUR_ENGINE, MigrateFrom
 
 
 class Command(BaseCommand):

@@ -14,9 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cache_sessions import users
 from cache_sessions.errors import SessionStoreError, UserSessionsOff
 from cache_sessions.signals import COMMAND, revoking
+from cache_sessions.storage.backfill import BackfillReport, backfill, parse_cursor
 from cache_sessions.storage.registry import sessions_for
-
-from ...storage.backfill import BackfillReport, backfill, parse_cursor
 
 
 class Command(BaseCommand):

@@ -27,8 +27,8 @@ import pickletools
 from collections.abc import Callable
 from typing import Any
 
+from .base import Unreadable
 from .pickle_machine import LIMITS, Limits, Machine, Node, Refused
-from .sources import Unreadable
 
 
 def _utc() -> datetime.tzinfo:

@@ -1,145 +1,32 @@
-"""Where sessions used to live: the old stores ``MIGRATE_FROM`` names.
+"""``MIGRATE_FROM`` -> the old store it names: the one module that imports every source.
 
-A ``Source`` is an old store. It reads one session (its data and absolute
-expiry), deletes it, and, when the store can list what it holds, walks its
-sessions in batches for ``migratesessions``. Each reads the data as it lies
-in the store, decoded the old engine's way, so the old engine needs no
-request of its own and does not even have to run here: Django's engines are
-in ``django_sources.py``; sessions in Redis written by cache_sessions with
-other options and by django-redis-sessions in ``redis_sources.py``; by
-django-redisession in ``redisession.py``. ``build_source`` turns the
-``MIGRATE_FROM`` option into one of them and checks its parameters.
-
-A source only ever receives a key its ``accepts`` let through: for the
-key-based stores that is a key cache_sessions itself would accept
-(``keys.is_valid_session_key``), so a malformed cookie never reaches them.
+``build_source`` turns the option (``storage/options.MigrateFrom``) into a
+``Source`` (``base.py``) and checks its parameters: Django's engines
+(``django.py``), cache_sessions with other options and django-redis-sessions
+(``redis.py``), django-redisession (``redisession.py``).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from asgiref.sync import sync_to_async
+import redis
 from django.conf import settings
-from django.core import signing
+from django.contrib.sessions.backends import cache, cached_db, db, file, signed_cookies
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import keys
-
-if TYPE_CHECKING:
-    from .storage.base import Storage
-    from .storage.options import MigrateFrom
-
-suspicious = logging.getLogger("django.security.SuspiciousSession")
-
-
-@dataclass(frozen=True)
-class Found:
-    """A session in an old store."""
-
-    data: dict[str, Any]
-    expires_at: float | None  # Unix seconds; None: the store does not say (the data or the cookie age decide)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One session met by a bulk walk: found, gone meanwhile (neither), or unreadable (``error``)."""
-
-    key: str
-    found: Found | None = None
-    error: str | None = None
-
-
-class Unreadable(ValueError):
-    """Stored bytes the old engine would not have read either (bad signature, corrupt data)."""
-
-
-class BulkUnsupported(Exception):
-    """The old store cannot list its sessions: only the read-through fallback can move them."""
-
-
-class Source:
-    """An old session store (the base reads nothing)."""
-
-    name = "?"
-    native_async = False  # True: aread/adelete do their I/O on the event loop; False: a thread hop
-    new_key = False  # True: the cookie holds the session (signed cookies); a moved session gets a new key
-
-    def accepts(self, cookie: str) -> bool:
-        """Whether a cookie may be looked up here (nothing else reaches ``read``)."""
-        return keys.is_valid_session_key(cookie)
-
-    def read(self, key: str) -> Found | None:
-        raise NotImplementedError
-
-    def delete(self, key: str) -> None:
-        raise NotImplementedError
-
-    async def aread(self, key: str) -> Found | None:
-        return await sync_to_async(self.read)(key)
-
-    async def adelete(self, key: str) -> None:
-        await sync_to_async(self.delete)(key)
-
-    def walk(self, batch_size: int) -> Iterator[list[Entry]]:
-        """Every session of the store, in batches (safe to delete what a batch moved before the next)."""
-        raise BulkUnsupported(f"{self.name} cannot list the sessions it holds")
-
-    def delete_many(self, session_keys: list[str]) -> None:
-        for key in session_keys:
-            self.delete(key)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def decode_signed(text: str | bytes, qualname: str = "SessionStore") -> dict[str, Any]:
-    """What ``SessionBase.decode`` of a class named ``qualname`` reads, or ``Unreadable``."""
-    if isinstance(text, bytes):
-        text = text.decode("ascii", "replace")
-    try:
-        data = signing.loads(
-            text, salt=f"django.contrib.sessions.{qualname}", serializer=import_string(settings.SESSION_SERIALIZER)
-        )
-    except signing.BadSignature:
-        raise Unreadable("bad signature (another SECRET_KEY?)") from None
-    except Exception as exc:
-        raise Unreadable(f"undecodable ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise Unreadable(f"a {type(data).__name__}, not a session")
-    return data
-
-
-def readable(read: Any, *args: Any) -> Found | None:
-    """``read(*args)``, with unreadable data logged and taken as no session (as the old engines did)."""
-    try:
-        found: Found | None = read(*args)
-    except Unreadable as exc:
-        suspicious.warning("Unreadable session in the old session store (%s): not moved.", exc)
-        return None
-    return found
-
-
-def expiry_of(data: Mapping[str, Any], modified_at: float) -> float:
-    """When a session expires, Django's way: its ``_session_expiry``, else the cookie age after ``modified_at``
-    (``Unreadable`` for an expiry that is neither a date nor seconds)."""
-    expiry = data.get("_session_expiry")
-    if not expiry:
-        return modified_at + float(settings.SESSION_COOKIE_AGE)
-    try:
-        if isinstance(expiry, str):
-            expiry = datetime.fromisoformat(expiry)
-        expires_at = float(expiry.timestamp()) if isinstance(expiry, datetime) else modified_at + float(expiry)
-        datetime.fromtimestamp(expires_at, UTC)  # a date Django could compute too (up to year 9999)
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise Unreadable(f"its _session_expiry (a {type(expiry).__name__}) is neither a date nor seconds") from None
-    return expires_at
-
+from .. import keys
+from ..format.compression import load
+from ..storage.base import Storage
+from ..storage.options import DEFAULTS, OUR_ENGINE, MigrateFrom, SessionOptions
+from ..storage.registry import build as build_sessions
+from ..storage.registry import redis_cache
+from .base import Source
+from .django import CachedDbSource, CacheSource, DbSource, FileSource, SignedCookieSource
+from .redis import CacheSessionsSource, RedisSessionsSource
+from .redisession import RedisessionSource
 
 PARAMETERS = {
     "cache": {"CACHE_ALIAS"},
@@ -169,11 +56,6 @@ def _cache_alias(params: dict[str, Any]) -> str:
 
 
 def _build(spec: MigrateFrom, sessions: Storage, alias: str) -> Source:
-    from django.contrib.sessions.backends import cache, cached_db, db, file, signed_cookies
-
-    from .django_sources import CachedDbSource, CacheSource, DbSource, FileSource, SignedCookieSource
-    from .storage.options import OUR_ENGINE
-
     engine, params = spec.engine, dict(spec.params)
     if engine == OUR_ENGINE:
         return _cache_sessions_source(sessions, alias, params)
@@ -213,11 +95,6 @@ def _checked(params: dict[str, Any], kind: str, engine: str) -> dict[str, Any]:
 
 
 def _cache_sessions_source(ours: Storage, alias: str, params: dict[str, Any]) -> Source:
-    from .redis_sources import CacheSessionsSource
-    from .storage.options import DEFAULTS, SessionOptions
-    from .storage.registry import build as build_sessions
-    from .storage.registry import redis_cache
-
     old_alias = params.pop("ALIAS", alias)
     unknown = set(params) - set(DEFAULTS)
     if unknown:
@@ -243,14 +120,11 @@ def _layout(sessions: Storage) -> tuple[Any, ...]:
 
 
 def _redis_sessions_source(params: dict[str, Any]) -> Source:
-    from .redis_sources import RedisSessionsSource
-    from .storage.registry import redis_cache
-
     if "ALIAS" in params:
         prefix = params.get("PREFIX", (getattr(settings, "SESSION_REDIS", None) or {}).get("prefix", ""))
         client = redis_cache(params["ALIAS"]).client.get_client(write=True)
         return RedisSessionsSource(lambda key: client, prefix, f"CACHES[{params['ALIAS']!r}]")
-    try:
+    try:  # django-redis-sessions, installed only while migrating from it
         from redis_sessions import settings as old_settings
         from redis_sessions.session import RedisServer
     except ImportError as exc:
@@ -266,12 +140,6 @@ def _redis_sessions_source(params: dict[str, Any]) -> Source:
 
 
 def _redisession_source(params: dict[str, Any]) -> Source:
-    import redis
-
-    from .format.compression import load
-    from .redisession import RedisessionSource
-    from .storage.registry import redis_cache
-
     config = {**(getattr(settings, "REDIS_SESSION_CONFIG", None) or {}), **params}
     if "ALIAS" in params:
         client, where = redis_cache(params["ALIAS"]).client.get_client(write=True), f"CACHES[{params['ALIAS']!r}]"

@@ -26,12 +26,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..format.compression import Compression
+from ..storage.calls import Call
 from . import pickled
-from .format.compression import Compression
+from .base import BulkUnsupported, Entry, Found, Source, Unreadable, readable, reader, string_read
 from .pickle_machine import LIMITS
-from .redis_sources import Reader, string_read
-from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, readable
-from .storage.calls import Call
 
 FLAG_COMPRESSED = 1
 _EXPIRY = struct.Struct(">I")
@@ -96,7 +95,7 @@ class RedisessionSource(Source):
         compression: Compression | None,
         where: str,
     ) -> None:
-        self.reader = Reader(redis)
+        self.reader = reader(redis)
         self.use_hash, self.compression = use_hash, compression
         self.key_generator, self.hash_key_generator = key_generator, hash_key_generator
         self.name = f"redisession.backend ({'hash' if use_hash else 'string'} mode, {where})"

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .format.codec import DEFAULT_MAX_SIZE
+from ..format.codec import DEFAULT_MAX_SIZE
 
 
 class Refused(ValueError):

@@ -2,11 +2,12 @@
 ``BUCKETS``, generators, another alias) and django-redis-sessions, read as
 their data lies.
 
-Each read is built as ``storage.Call``s (a second one when the first reply
-shows it is needed: the TTL of a string found, the overflow key of a big
-session), so the async twins send the very same calls on ``redis.asyncio``
-in the event loop, and fall back to a thread only for a client
-``async_clients.client_for`` cannot mirror (Sentinel).
+Each read is built as ``Call``s (``storage/calls.py``; a second one when the
+first reply shows it is needed: the TTL of a string found, the overflow key of
+a big session), sent by the storage's executor (the old alias's own, or
+``base.reader`` for a redis-py client), so the async twins send the very same
+calls on ``redis.asyncio`` in the event loop, and fall back to a thread only
+for a client that has no asyncio twin (Sentinel).
 """
 
 from __future__ import annotations
@@ -15,44 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import errors, keys
-from .errors import CorruptSession
-from .format.codec import is_overflow_pointer
-from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, readable
-from .storage.base import Storage
-from .storage.buckets import HashStorage
-from .storage.calls import Call
-from .storage.executor import Executor
-from .storage.strings import StringStorage
-from .topology.base import Direct
-
-Parse = Callable[[bytes], Found]
-
-
-def Reader(redis: Any) -> Executor:
-    """The executor of one redis-py client of an old store: the default RETRY policy,
-    errors translated, follow-up calls sent."""
-    return Executor(Direct(redis, errors.retry_policy(errors.DEFAULT_RETRIES)))
-
-
-def string_read(name: bytes, parse: Parse) -> Call[Found | None]:
-    """``GET name``, then, when found, ``PTTL name`` for its remaining life."""
-
-    def got(data: bytes | None) -> Call[Found | None] | None:
-        if data is None:
-            return None
-        return Call(("PTTL", name), lambda ms: _with_ttl(parse, data, ms))
-
-    return Call(("GET", name), got)
-
-
-def _with_ttl(parse: Parse, data: bytes, ms: int) -> Found | None:
-    if ms == -2:  # expired between the two calls
-        return None
-    found = readable(parse, data)
-    if found is None or ms < 0:
-        return found
-    return Found(found.data, time.time() + ms / 1000)
+from .. import errors, keys
+from ..errors import CorruptSession
+from ..format.codec import is_overflow_pointer
+from ..storage.base import Storage
+from ..storage.buckets import HashStorage
+from ..storage.calls import Call
+from ..storage.strings import StringStorage
+from .base import BulkUnsupported, Entry, Found, Parse, Source, Unreadable, decode_signed, readable, reader, string_read
 
 
 def walk_strings(
@@ -177,7 +148,7 @@ class RedisSessionsSource(Source):
     def __init__(self, connect: Callable[[str | None], Any], prefix: str, where: str, partitioned: bool = False):
         self.connect, self.prefix, self.partitioned = connect, prefix, partitioned
         self.name = f"redis_sessions.session ({where}, prefix {prefix!r})"
-        self.native_async = True  # unless the client is a Sentinel one (then Reader hops to a thread)
+        self.native_async = True  # unless the client is a Sentinel one (then the executor hops to a thread)
 
     def _name(self, key: str) -> bytes:
         return (f"{self.prefix}:{key}" if self.prefix else key).encode()
@@ -186,16 +157,16 @@ class RedisSessionsSource(Source):
         return Found(decode_signed(data), None)
 
     def read(self, key: str) -> Found | None:
-        return Reader(self.connect(key)).execute(string_read(self._name(key), self._parse))
+        return reader(self.connect(key)).execute(string_read(self._name(key), self._parse))
 
     async def aread(self, key: str) -> Found | None:
-        return await Reader(self.connect(key)).aexecute(string_read(self._name(key), self._parse))
+        return await reader(self.connect(key)).aexecute(string_read(self._name(key), self._parse))
 
     def delete(self, key: str) -> None:
-        Reader(self.connect(key)).execute(Call(("DEL", self._name(key)), lambda _: None))
+        reader(self.connect(key)).execute(Call(("DEL", self._name(key)), lambda _: None))
 
     async def adelete(self, key: str) -> None:
-        await Reader(self.connect(key)).aexecute(Call(("DEL", self._name(key)), lambda _: None))
+        await reader(self.connect(key)).aexecute(Call(("DEL", self._name(key)), lambda _: None))
 
     def delete_many(self, session_keys: list[str]) -> None:
         groups: dict[int, tuple[Any, list[bytes]]] = {}

@@ -17,8 +17,8 @@ from django.core import signing
 from django.core.cache import caches
 from django.utils.module_loading import import_string
 
-from . import keys
-from .sources import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, expiry_of, readable
+from .. import keys
+from .base import BulkUnsupported, Entry, Found, Source, Unreadable, decode_signed, expiry_of, readable
 
 
 class DbSource(Source):
