@@ -30,7 +30,7 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils.module_loading import import_string
 
 from . import keys
-from .ending import EndingStore
+from .engine.ending import EndingStore
 from .errors import SessionStoreUnavailable
 from .migration.fallback import Moved, fallback_for
 from .storage import index, sweep

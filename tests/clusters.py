@@ -20,7 +20,7 @@ from typing import Any
 
 from redis import Redis
 
-from cache_sessions.embedded import RedisServer, find_redis_server
+from cache_sessions.testing import RedisServer, find_redis_server
 from tests.servers import RECOMMENDED
 
 SLOTS = 16384

@@ -24,7 +24,7 @@ from django.test import override_settings
 from redis import Redis
 
 from cache_sessions import errors as session_errors
-from cache_sessions.embedded import RedisServer, find_redis_server, free_port
+from cache_sessions.testing import RedisServer, find_redis_server, free_port
 from tests.servers import RECOMMENDED
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}

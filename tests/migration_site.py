@@ -25,11 +25,11 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
 
-from cache_sessions.embedded import RedisServer
 from cache_sessions.migration.base import Found
 from cache_sessions.migration.redis import CacheSessionsSource
 from cache_sessions.migration.registry import build_source
 from cache_sessions.storage.registry import sessions_for
+from cache_sessions.testing import RedisServer
 from tests.redis_stats import CountingConnection
 from tests.servers import RECOMMENDED
 

@@ -15,8 +15,8 @@ from typing import Any
 from django.core.cache import caches
 from redis import Redis
 
-from cache_sessions.embedded import RedisServer
 from cache_sessions.partitioned import PartitionedClient
+from cache_sessions.testing import RedisServer
 from tests.servers import RECOMMENDED
 
 PASSWORD = "shard-secret"

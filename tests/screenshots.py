@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cache_sessions.embedded import free_port
+from cache_sessions.testing import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis import Redis
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.servers import RECOMMENDED
 
 SERVICE = "mymaster"

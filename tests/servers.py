@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 
 # What README recommends for hash mode (the old name works on Redis 6.2, 7.x and Valkey 9).
 RECOMMENDED = {"hash-max-ziplist-value": "256", "hash-max-ziplist-entries": "512"}

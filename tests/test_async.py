@@ -16,8 +16,8 @@ from django.test import AsyncClient, override_settings
 from django.urls import path
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.storage import index as user_index
+from cache_sessions.testing import RedisServer
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from tests.configs import HASH, STRING, _config

@@ -209,8 +209,8 @@ def test_sample_buckets_are_deduplicated_and_filtered(hash_alias):
 
 
 def test_clear_expired_reports_an_outage_as_unavailable():
-    from cache_sessions.embedded import free_port
     from cache_sessions.errors import SessionStoreUnavailable
+    from cache_sessions.testing import free_port
 
     dead = {**_config(15), "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
     with override_settings(CACHES={"default": LOCMEM, "sessions": dead}), pytest.raises(SessionStoreUnavailable):

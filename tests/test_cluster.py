@@ -30,10 +30,10 @@ from redis.exceptions import RedisClusterException
 
 from cache_sessions.backend import SessionStore
 from cache_sessions.cluster import ClusterConnectionFactory, ClusterRedis, close_all
-from cache_sessions.embedded import free_port
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.format.codec import Codec
 from cache_sessions.storage.sweep import sample_buckets
+from cache_sessions.testing import free_port
 from cache_sessions.topology import server_facts as facts
 from tests.clusters import contract_cluster
 from tests.configs import _cluster_config

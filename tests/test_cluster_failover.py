@@ -30,9 +30,9 @@ from django.test import override_settings
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
+from cache_sessions.testing import RedisServer
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
 from tests.clusters import Cluster, wait_for
 

@@ -26,8 +26,8 @@ from django.urls import path
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.testing import RedisServer
 from tests.faults import FaultProxy
 from tests.servers import RECOMMENDED
 

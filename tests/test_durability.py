@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.fault_servers import crash, durable_server, sessions_on
 from tests.faults import FaultProxy
 from tests.servers import RECOMMENDED

@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.faults import FaultProxy, request_args, resp_end, split_messages
 
 

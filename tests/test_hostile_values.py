@@ -25,7 +25,7 @@ import snappy
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.fault_servers import sessions_on
 
 pytestmark = pytest.mark.django_db(databases=[])

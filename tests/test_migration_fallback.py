@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
-from cache_sessions import checks
+from cache_sessions.checks import options as checks
 from cache_sessions.keys import is_valid_session_key
 from cache_sessions.storage.registry import sessions_for
 from tests.migration_site import (  # noqa: F401  (fixtures)

@@ -14,7 +14,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.fault_servers import (
     crash,
     durable_server,

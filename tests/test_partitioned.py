@@ -20,8 +20,8 @@ from redis import Redis
 
 import cache_sessions
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.partitioned import CrossServerKeys, PartitionedClient
+from cache_sessions.testing import RedisServer
 from cache_sessions.topology import hrw
 from cache_sessions.topology import weights as partition
 from tests import partitions
@@ -290,7 +290,7 @@ def test_cleanuprs_and_stats_cover_and_name_every_server():
 
 
 def check_messages(config) -> list[tuple[str, str]]:
-    from cache_sessions.topology_checks import check_weights
+    from cache_sessions.checks.topology import check_weights
 
     with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
         return [(message.id, message.msg) for message in check_weights()]
@@ -337,7 +337,7 @@ def test_weights_choose_the_partitioned_client_and_the_registry_knows_them():
     with override_settings(CACHES={"default": LOCMEM, "sessions": partitioned([1, 2, 1])}):
         assert isinstance(caches["sessions"].client, PartitionedClient)
     with override_settings(CACHES={"sessions": partitioned([1, 2, 1])}):
-        from cache_sessions.checks import check_options
+        from cache_sessions.checks.options import check_options
 
         assert check_options() == []  # WEIGHTS is not an unknown option (W004)
 

@@ -26,8 +26,8 @@ from redis.connection import Connection
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.testing import RedisServer
 from tests.redis_stats import _command_names
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,9 @@ from django.test import override_settings
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage.options import SessionOptions
+from cache_sessions.testing import RedisServer
 from tests.configs import _config
 from tests.fault_servers import durable_server, in_sync, replica_of
 from tests.redis_stats import sent_by_clients

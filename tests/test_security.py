@@ -11,9 +11,9 @@ from django.utils.crypto import get_random_string
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.format.codec import Codec
 from cache_sessions.storage import buckets
+from cache_sessions.testing import RedisServer
 from tests.fault_servers import (
     TLSRedisServer,
     acl_commands,

@@ -58,7 +58,7 @@ def test_sentinels_and_a_service_url_are_all_it_takes(group):
 
 
 def test_a_session_alias_on_sentinel_without_the_follower_is_warned_about(group):
-    from cache_sessions.topology_checks import check_sentinel_follows_failovers
+    from cache_sessions.checks.topology import check_sentinel_follows_failovers
 
     # Each on a DB of its own: django-redis keeps one pool per URL, made by whichever alias connects first.
     stock = alias(group, 7, True, **STOCK)

@@ -16,7 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
-from cache_sessions import display, signals, user_checks, users, views
+from cache_sessions import signals, users, views
+from cache_sessions.checks import users as user_checks
+from cache_sessions.engine import display
 from tests.configs import HASH, STRING, _config
 from tests.partitions import raw
 from tests.redis_stats import sent_by_clients

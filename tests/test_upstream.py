@@ -33,7 +33,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from cache_sessions import errors
-from cache_sessions.embedded import RedisServer, free_port
+from cache_sessions.testing import RedisServer, free_port
 from cache_sessions.topology import async_clients as aio
 from tests import sentinels
 from tests.clusters import Cluster, contract_cluster

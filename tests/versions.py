@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from cache_sessions.embedded import find_redis_server, server_version
+from cache_sessions.testing import find_redis_server, server_version
 
 PACKAGES = ("django", "django-redis", "redis", "hiredis", "msgpack", "msgspec", "python-snappy")
 

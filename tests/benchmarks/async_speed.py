@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import django
 from django.conf import settings
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 
 USER = {
     "_auth_user_id": "42",

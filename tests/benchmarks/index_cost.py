@@ -25,7 +25,7 @@ import django
 from django.conf import settings
 from redis import exceptions as redis_errors
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 
 USER = "42"
 LOGGED_IN = {"_auth_user_id": USER, "_auth_user_backend": "django.contrib.auth.backends.ModelBackend"}

@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from cache_sessions.embedded import RedisServer
 from cache_sessions.storage import lua
+from cache_sessions.testing import RedisServer
 
 TTL = 1209600
 FIELD = b"f" * 12

@@ -34,13 +34,13 @@ from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.storage import index as user_index
 from cache_sessions.storage import lua
 from cache_sessions.storage.buckets import CREATE, UPSERT, HashStorage, bucket_name
 from cache_sessions.storage.calls import pipelined as pipelined_call
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.storage.sweep import all_buckets, bucket_stats, sweep
+from cache_sessions.testing import RedisServer
 from cache_sessions.topology.server_facts import read_listpack_limits
 from tests.clusters import Cluster
 from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512

@@ -26,7 +26,7 @@ from typing import Any
 import django
 from django.conf import settings
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.redis_stats import CountingConnection, sent_by_clients
 
 LOGGED_IN = {

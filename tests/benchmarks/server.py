@@ -40,7 +40,7 @@ import gunicorn
 import hiredis
 import redis
 
-from cache_sessions.embedded import RedisServer, free_port, stop_process
+from cache_sessions.testing import RedisServer, free_port, stop_process
 
 WSGI_ENGINES = ("ours-hash", "ours-string", "django-cache")  # as in server_site (importing it configures Django)
 ASGI_ENGINES = ("ours-hash", "ours-string", "ours-hash-hop", "django-cache")

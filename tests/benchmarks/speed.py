@@ -59,7 +59,7 @@ from django.test import override_settings
 from django.utils.module_loading import import_string
 from redis.utils import HIREDIS_AVAILABLE
 
-from cache_sessions.embedded import RedisServer
+from cache_sessions.testing import RedisServer
 from tests.redis_stats import Sent, sent_by_every_connection
 
 PAYLOADS = ("small", "medium", "large")

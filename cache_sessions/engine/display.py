@@ -1,21 +1,17 @@
 """What the session pages (``views.py``) and the admin (``admin.py``) show of a user's
-sessions, and whether the site keeps them at all (``USER_SESSIONS``)."""
+sessions: times in the active language, the device a user agent summary names.
+(Whether the site keeps them at all, ``USER_SESSIONS``, is asked of ``users.py``.)"""
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
 
-from .backend import SessionStore
-from .storage import index_meta
-from .storage.registry import sessions_for
-from .users import UserSession
+from ..storage import index_meta
+from .user_sessions import UserSession
 
 JUST_NOW = datetime.timedelta(minutes=1)  # timesince() would say "0 minutes"
 # The names index_meta.summarize() joins as "<browser> on <system>", so that the join is translated.
@@ -71,27 +67,3 @@ def device_name(user_agent: str | None) -> str | None:
     if on and browser in _BROWSERS and system in _SYSTEMS:
         return gettext("%(browser)s on %(system)s") % {"browser": browser, "system": system}
     return user_agent
-
-
-def _alias(alias: str | None) -> str:
-    return alias or settings.SESSION_CACHE_ALIAS
-
-
-def user_sessions_on(alias: str | None = None) -> bool:
-    """Whether this site's sessions are ours and indexed per user (``OPTIONS["USER_SESSIONS"]``)."""
-    engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-    return issubclass(engine, SessionStore) and sessions_for(_alias(alias)).options.user_sessions
-
-
-def metadata_on(alias: str | None = None) -> bool:
-    """Whether the index keeps each session's device, IP address and times (``USER_SESSION_METADATA``)."""
-    return sessions_for(_alias(alias)).options.user_session_metadata
-
-
-def require_user_sessions(alias: str | None = None) -> None:
-    if not user_sessions_on(alias):
-        raise ImproperlyConfigured(
-            f"cache_sessions' session pages and admin need sessions per user: set SESSION_ENGINE = "
-            f"'cache_sessions.backend' and OPTIONS['USER_SESSIONS'] = True in CACHES[{_alias(alias)!r}] "
-            f"(they list and end a user's sessions from that index)."
-        )

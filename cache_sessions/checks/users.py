@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
 
-from .display import user_sessions_on
+from ..users import user_sessions_on
 
 
 def _on() -> bool | None:
@@ -55,7 +55,7 @@ def check_user_admin(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
     from django.contrib import admin
     from django.contrib.auth import get_user_model
 
-    from .admin import UserSessionsAdminMixin
+    from ..admin import UserSessionsAdminMixin
 
     registered = admin.site._registry.get(get_user_model())
     if registered is None or isinstance(registered, UserSessionsAdminMixin) or not _on():

@@ -21,9 +21,11 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.cache import caches
+from redis.sentinel import SentinelConnectionPool
 
-from .topology import hrw
-from .topology.weights import doubts, problems
+from ..topology import hrw
+from ..topology.sentinel import FollowingPool
+from ..topology.weights import doubts, problems
 
 PARTITIONED = "cache_sessions.partitioned.PartitionedClient"
 OUR_BACKEND = "cache_sessions.cache.RedisCache"
@@ -68,10 +70,6 @@ def check_weights(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 @checks.register(checks.Tags.caches)
 def check_sentinel_follows_failovers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from redis.sentinel import SentinelConnectionPool
-
-    from .topology.sentinel import FollowingPool
-
     if getattr(settings, "SESSION_ENGINE", None) != "cache_sessions.backend":
         return []
     alias = settings.SESSION_CACHE_ALIAS

@@ -1,4 +1,4 @@
-"""System checks: the session alias is configured the way the engine needs.
+"""System checks of the session alias: it can serve sessions the way the engine needs.
 
 They run at startup (``manage.py check``, ``runserver``, ``migrate``) so a
 misconfiguration is reported before the first request, not during it. A
@@ -6,24 +6,21 @@ check never crashes: whatever goes wrong while checking is itself reported.
 
 - E001 the session alias cannot serve sessions (missing, not django-redis,
   ShardClient, a bad option value); E002 a key generator fails or is not
-  deterministic; E003 ``MIGRATE_FROM`` names a store the engine cannot read
-  (an unknown engine or parameter, a missing alias or package, the very
-  storage sessions live in); E004 (Redis Cluster) a brace in ``KEY_PREFIX``,
-  or bucket names without exactly one ``{hash tag}``; W007 (Redis Cluster)
-  every session name maps to one slot; W008 (Redis Cluster) the alias reads
-  from replicas;
+  deterministic; E004 (Redis Cluster) a brace in ``KEY_PREFIX``, or bucket
+  names without exactly one ``{hash tag}``; W007 (Redis Cluster) every
+  session name maps to one slot; W008 (Redis Cluster) the alias reads from
+  replicas;
 - W001 sessions of the size this site stores do not fit the server's
   ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
   new site is not warned about a problem it does not have); W002 the
   server's ``hash-max-listpack-entries`` is low; W003 the server's limits
-  cannot be read; W004 an unknown OPTIONS name (with the likely intended
-  one); W005 ``HASH_MAX_INLINE`` is above the server's limit;
-- I001 the server could not be reached;
-- W006 (``check --deploy`` only) the alias has no socket timeouts, so a
-  Redis that stops answering would hold every request forever.
+  cannot be read; W005 ``HASH_MAX_INLINE`` is above the server's limit;
+- I001 the server could not be reached.
 
-E005, W009 (partitioned aliases) and W010 (Sentinel) are in ``topology_checks.py``;
-E006 (two session middlewares) in ``middleware_checks.py``.
+W004, W006 and E003 (the options) are in ``options.py``; E005, W009 and W010
+(partitioned aliases, Sentinel) in ``topology.py``; E006 (two session
+middlewares) in ``middleware.py``; W011 and W012 (the session pages and the
+admin) in ``users.py``.
 """
 
 from __future__ import annotations
@@ -37,44 +34,22 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from . import keys
-from .errors import SessionStoreError
-from .format.codec import is_overflow_pointer
-from .keys import new_session_key
-from .storage.options import unknown_options
-from .topology import server_facts
+from .. import keys
+from ..errors import SessionStoreError
+from ..format.codec import is_overflow_pointer
+from ..keys import new_session_key
+from ..storage.buckets import HashStorage, bucket_name
+from ..storage.registry import sessions_for
+from ..topology import server_facts
+from ..topology.cluster import ClusterTopology
+from .options import ENGINE
 
-ENGINE = "cache_sessions.backend"
-OUR_BACKEND = "cache_sessions.cache.RedisCache"
-OUR_CLIENT = "cache_sessions.client.SessionClient"
-OUR_CLIENTS = (OUR_CLIENT, "cache_sessions.cluster.ClusterClient")
 RECOMMENDED_VALUE_LIMIT = 256  # room for a logged-in session with a CSRF token and a small cart
 RECOMMENDED_ENTRIES_LIMIT = 512
 SAMPLE_BUCKETS = 32  # W001 looks at the sessions of this many random buckets...
 FIELDS_PER_BUCKET = 16
 OVERFLOW_SHARE = 0.1  # ...and warns when at least this share of them is kept out of their bucket
 CLUSTER_SAMPLE = 64  # session keys whose Redis names E004 and W007 look at
-
-
-@checks.register(checks.Tags.caches)
-def check_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W004 for OPTIONS names that neither cache_sessions nor Django/django-redis know."""
-    messages: list[checks.CheckMessage] = []
-    for alias, config in getattr(settings, "CACHES", {}).items():
-        options = config.get("OPTIONS") or {}
-        if config.get("BACKEND") != OUR_BACKEND and options.get("CLIENT_CLASS") not in OUR_CLIENTS:
-            continue
-        for name, close in unknown_options(options):
-            hint = f"Did you mean {close!r}?" if close else None
-            messages.append(
-                checks.Warning(
-                    f"CACHES[{alias!r}]['OPTIONS'] has {name!r}, which neither cache_sessions nor "
-                    f"django-redis reads (fine if a third-party serializer or connection factory does).",
-                    hint=hint,
-                    id="cache_sessions.W004",
-                )
-            )
-    return messages
 
 
 @checks.register(checks.Tags.caches)
@@ -93,10 +68,6 @@ def check_session_alias(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
-    from .storage.buckets import HashStorage
-    from .storage.registry import sessions_for
-    from .topology.cluster import ClusterTopology
-
     sessions = sessions_for(alias)
     sample, other = new_session_key(), new_session_key()
     try:
@@ -121,8 +92,6 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
 def check_cluster_names(alias: str, sessions: Any) -> list[checks.CheckMessage]:
     """E004: names a cluster cannot serve; W007: names that would all land on one node;
     W008: sessions read from replicas."""
-    from .storage.buckets import HashStorage
-
     prefix = sessions.prefix
     if b"{" in prefix or b"}" in prefix:
         return [
@@ -224,8 +193,6 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
 
 def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, int]:
     """``(sessions kept under overflow keys, sessions seen)`` in a few random buckets (one round trip)."""
-    from .storage.buckets import bucket_name
-
     if not sessions.default_buckets():
         return 0, 0
     names = [
@@ -242,52 +209,3 @@ def overflow_sample(sessions: Any, buckets: int = SAMPLE_BUCKETS) -> tuple[int, 
         return 0, 0
     values = [value for reply in replies for value in reply[1::2]]
     return sum(1 for value in values if is_overflow_pointer(value)), len(values)
-
-
-@checks.register(checks.Tags.caches)
-def check_migrate_from(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E003: the old store of MIGRATE_FROM can be read (built here, as the first miss would)."""
-    if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
-        return []
-    from .migration.registry import build_source
-    from .storage.registry import sessions_for
-
-    alias = settings.SESSION_CACHE_ALIAS
-    try:
-        sessions = sessions_for(alias)
-        spec = sessions.options.migrate_from
-        if spec is not None:
-            build_source(spec, sessions, alias)
-    except ImproperlyConfigured as exc:
-        if "MIGRATE_FROM" in str(exc):
-            return [checks.Error(str(exc), id="cache_sessions.E003")]
-    except Exception:
-        pass  # what else is wrong is check_session_alias's to report
-    return []
-
-
-@checks.register(checks.Tags.caches, deploy=True)
-def check_timeouts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W006: without socket timeouts a hung Redis (or a network partition) hangs requests forever."""
-    if getattr(settings, "SESSION_ENGINE", None) != ENGINE:
-        return []
-    alias = settings.SESSION_CACHE_ALIAS
-    config = getattr(settings, "CACHES", {}).get(alias) or {}
-    options = config.get("OPTIONS") or {}
-    pool_kwargs = options.get("CONNECTION_POOL_KWARGS") or {}
-    location = str(config.get("LOCATION", ""))
-    missing = [
-        name
-        for name, kwarg in (("SOCKET_CONNECT_TIMEOUT", "socket_connect_timeout"), ("SOCKET_TIMEOUT", "socket_timeout"))
-        if options.get(name) is None and pool_kwargs.get(kwarg) is None and f"{kwarg}=" not in location
-    ]
-    if not missing:
-        return []
-    return [
-        checks.Warning(
-            f"CACHES[{alias!r}] sets no {' or '.join(missing)}: a Redis that stops answering (a hung server, "
-            f"a network partition) would hold each request, and its worker, without limit.",
-            hint="For example OPTIONS['SOCKET_CONNECT_TIMEOUT'] = 1 and OPTIONS['SOCKET_TIMEOUT'] = 1 (seconds).",
-            id="cache_sessions.W006",
-        )
-    ]

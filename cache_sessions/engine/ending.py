@@ -35,13 +35,13 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.exceptions import SessionInterrupted
 
-from . import keys
-from .errors import SessionStoreUnavailable
-from .migration.fallback import fallback_for
-from .storage import index
-from .storage.base import Storage
-from .storage.calls import Call
-from .storage.registry import sessions_for
+from .. import keys
+from ..errors import SessionStoreUnavailable
+from ..migration.fallback import fallback_for
+from ..storage import index
+from ..storage.base import Storage
+from ..storage.calls import Call
+from ..storage.registry import sessions_for
 
 
 class EndingStore(SessionBase):
