@@ -20,9 +20,9 @@ from cache_sessions.storage import index as user_index
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
-from tests.configs import HASH, STRING, _config
-from tests.faults import FaultProxy
-from tests.redis_stats import sent_by_clients
+from tests.support.configs import HASH, STRING, _config
+from tests.support.faults import FaultProxy
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -273,7 +273,7 @@ async def test_a_last_seen_refresh_under_asgi_is_saved_natively(mode):
 
 def test_native_async_on_a_unix_socket():
     from cache_sessions.topology import async_clients as aio
-    from tests.servers import unix_socket
+    from tests.support.servers import unix_socket
 
     server = unix_socket()
     config = {**_config(0), "LOCATION": f"{server.url}?db=3"}

@@ -14,7 +14,7 @@ from django.utils.crypto import get_random_string
 
 from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import Codec
-from tests.configs import HASH, STRING, _config
+from tests.support.configs import HASH, STRING, _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -1,6 +1,6 @@
 """Redis Cluster (3 primaries): configuration, the cache API, sessions per node,
 sweeps and checks over every primary. The Django session contract runs here too,
-from ``tests/configs.py`` (``*-cluster`` configurations); failover is in
+from ``tests/support/configs.py`` (``*-cluster`` configurations); failover is in
 ``test_cluster_failover.py``."""
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from cache_sessions.format.codec import Codec
 from cache_sessions.storage.sweep import sample_buckets
 from cache_sessions.testing import free_port
 from cache_sessions.topology import server_facts as facts
-from tests.clusters import contract_cluster
-from tests.configs import _cluster_config
-from tests.redis_stats import sent_by_clients
+from tests.support.clusters import contract_cluster
+from tests.support.configs import _cluster_config
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

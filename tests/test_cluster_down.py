@@ -30,8 +30,8 @@ from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import deadline
-from tests.clusters import Cluster, cluster_state, wait_for
-from tests.configs import _config
+from tests.support.clusters import Cluster, cluster_state, wait_for
+from tests.support.configs import _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -34,7 +34,7 @@ from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
-from tests.clusters import Cluster, wait_for
+from tests.support.clusters import Cluster, wait_for
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -17,8 +17,8 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.client import SessionClient
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.topology import server_facts as facts
-from tests.configs import CONFIGS, STRING, STRING_CONFIGS, _config
-from tests.partitions import raw
+from tests.support.configs import CONFIGS, STRING, STRING_CONFIGS, _config
+from tests.support.partitions import raw
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -12,7 +12,7 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils import timezone
 
 from cache_sessions.format.codec import read_header
-from tests.redis_stats import sent_by_clients
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

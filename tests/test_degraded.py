@@ -28,8 +28,8 @@ from redis import Redis
 from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.testing import RedisServer
-from tests.faults import FaultProxy
-from tests.servers import RECOMMENDED
+from tests.support.faults import FaultProxy
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -11,7 +11,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from cache_sessions.backend import SessionStore
 from cache_sessions.errors import UnencodableSession
 from cache_sessions.testing import free_port
-from tests.configs import _config
+from tests.support.configs import _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from cache_sessions.testing import RedisServer
-from tests.faults import FaultProxy, request_args, resp_end, split_messages
+from tests.support.faults import FaultProxy, request_args, resp_end, split_messages
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import Codec
 from cache_sessions.storage import buckets
 from cache_sessions.storage.buckets import bucket_number, digest
-from tests.configs import HASH, _config
-from tests.redis_stats import sent_by_clients
+from tests.support.configs import HASH, _config
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from cache_sessions.checks import options as checks
 from cache_sessions.keys import is_valid_session_key
 from cache_sessions.storage.registry import sessions_for
-from tests.migration_site import (  # noqa: F401  (fixtures)
+from tests.support.migration_site import (  # noqa: F401  (fixtures)
     CASES,
     DJANGO,
     alias,
@@ -29,7 +29,7 @@ from tests.migration_site import (  # noqa: F401  (fixtures)
     url,
     user_fixture,
 )
-from tests.redis_stats import CountingConnection, sent_by_clients
+from tests.support.redis_stats import CountingConnection, sent_by_clients
 
 pytestmark = pytest.mark.django_db
 

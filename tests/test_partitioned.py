@@ -2,7 +2,7 @@
 cache keys on three real servers, a server added under live sessions (measured), reports
 per server, and the checks of LOCATION and WEIGHTS.
 
-The session contract runs on the partitioned configurations of ``tests/configs.py``."""
+The session contract runs on the partitioned configurations of ``tests/support/configs.py``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from cache_sessions.partitioned import CrossServerKeys, PartitionedClient
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import hrw
 from cache_sessions.topology import weights as partition
-from tests import partitions
-from tests.configs import CONFIGS, HASH, STRING, _config
-from tests.redis_stats import sent_by_clients
-from tests.servers import RECOMMENDED, unix_socket
+from tests.support import partitions
+from tests.support.configs import CONFIGS, HASH, STRING, _config
+from tests.support.redis_stats import sent_by_clients
+from tests.support.servers import RECOMMENDED, unix_socket
 
 pytestmark = pytest.mark.django_db(databases=[])
 

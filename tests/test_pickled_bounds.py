@@ -24,7 +24,7 @@ from cache_sessions.migration.base import Unreadable
 from cache_sessions.migration.pickle_machine import LIMITS, Limits, Machine
 from cache_sessions.migration.pickled import _run
 from cache_sessions.migration.redisession import unpickle
-from tests import hostile_pickles as bombs
+from tests.support import hostile_pickles as bombs
 
 MAX_SECONDS, MAX_PEAK_MB = 5.0, 200
 PLAIN_TYPES = (type(None), bool, int, float, str, bytes, decimal.Decimal, datetime.timezone)

@@ -28,7 +28,7 @@ from cache_sessions import users
 from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.testing import RedisServer
-from tests.redis_stats import _command_names
+from tests.support.redis_stats import _command_names
 
 pytestmark = pytest.mark.django_db
 

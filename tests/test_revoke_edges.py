@@ -25,9 +25,9 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.errors import UserSessionsOff
 from cache_sessions.storage import index as user_index
 from cache_sessions.storage.buckets import MAX_EXPIRY
-from tests.configs import HASH, STRING, _config
-from tests.partitions import raw
-from tests.redis_stats import sent_by_clients
+from tests.support.configs import HASH, STRING, _config
+from tests.support.partitions import raw
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db
 

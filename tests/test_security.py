@@ -14,7 +14,7 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import Codec
 from cache_sessions.storage import buckets
 from cache_sessions.testing import RedisServer
-from tests.fault_servers import (
+from tests.support.fault_servers import (
     TLSRedisServer,
     acl_commands,
     add_acl_user,
@@ -25,7 +25,7 @@ from tests.fault_servers import (
     sessions_on,
     tls_available,
 )
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 

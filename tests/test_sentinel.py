@@ -2,7 +2,7 @@
 closing a connection in use), READONLY after a demotion, and primary discovery.
 
 Real failovers during save loops are in ``test_sentinel_failover.py``; the session
-contract runs on the Sentinel configurations of ``tests/configs.py``."""
+contract runs on the Sentinel configurations of ``tests/support/configs.py``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.cache import RedisCache
 from cache_sessions.sentinel import FollowingPool, NewestSentinel, SentinelSessionClient
 from cache_sessions.topology import follower as followers
-from tests import sentinels
+from tests.support import sentinels
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -1,4 +1,4 @@
-"""Real failovers of a 1 primary + 2 replicas + 3 sentinels group (``tests/sentinels.py``)
+"""Real failovers of a 1 primary + 2 replicas + 3 sentinels group (``tests/support/sentinels.py``)
 during save loops, both modes at once: nothing acknowledged is lost, whichever sentinel
 leads the failover.
 
@@ -18,9 +18,9 @@ from redis import Redis
 
 from cache_sessions.sentinel import NewestSentinel
 from cache_sessions.topology import follower as followers
-from tests import sentinels
-from tests.failover import SaveLoop
-from tests.fault_servers import crash, wait_for
+from tests.support import sentinels
+from tests.support.failover import SaveLoop
+from tests.support.fault_servers import crash, wait_for
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -23,7 +23,7 @@ from cache_sessions.storage import index as user_index
 from cache_sessions.storage import index_lua
 from cache_sessions.storage.index_meta import MAX_ADDRESS, MAX_USER_AGENT
 from cache_sessions.testing import RedisServer
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 CEILING_US = 5000  # Redis time of one script call, in microseconds
 USER = "42"

@@ -25,7 +25,7 @@ from redis import Redis
 
 from cache_sessions import errors as session_errors
 from cache_sessions.testing import RedisServer, find_redis_server, free_port
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 # Every write reaches the disk before Redis answers it.
@@ -34,7 +34,7 @@ AOF = {"appendonly": "yes", "appendfsync": "always"}
 
 @contextlib.contextmanager
 def sessions_on(location: str, *, use_hash: bool, prefix: str = "", **options: Any) -> Iterator[None]:
-    """The ``sessions`` alias on ``location`` (as ``tests/configs.py:_config`` builds it), for one block."""
+    """The ``sessions`` alias on ``location`` (as ``tests/support/configs.py:_config`` builds it), for one block."""
     config = {
         "BACKEND": "cache_sessions.cache.RedisCache",
         "LOCATION": location,

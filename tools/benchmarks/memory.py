@@ -42,8 +42,8 @@ from cache_sessions.storage.registry import sessions_for
 from cache_sessions.storage.sweep import all_buckets, bucket_stats, sweep
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology.server_facts import read_listpack_limits
-from tests.clusters import Cluster
-from tests.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
+from tests.support.clusters import Cluster
+from tests.support.servers import RECOMMENDED  # README's hash-max-listpack-value 256 / -entries 512
 
 TTL = 1_209_600  # two weeks: Django's SESSION_COOKIE_AGE
 KEY_CHARS = string.ascii_lowercase + string.digits  # Django's session key alphabet

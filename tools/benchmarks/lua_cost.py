@@ -1,6 +1,6 @@
 """What a hash-mode write costs Redis, piece by piece (INFO commandstats, no Python in the figures).
 
-    python -m tests.benchmarks.lua_cost [--ops N] [--rounds R]
+    python -m tools.benchmarks.lua_cost [--ops N] [--rounds R]
 
 On one throwaway server (the same one the other benchmarks start), each probe
 is a command sent N times; its ``usec_per_call`` (INFO commandstats, reset

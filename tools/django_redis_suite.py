@@ -1,7 +1,7 @@
 """django-redis's own test suite, run against a Redis Cluster (``make django-redis-suite``).
 
 Their settings point at one server (127.0.0.1:6379). This script starts a
-3-primary cluster (``tests/clusters.py``), downloads the sdist of the
+3-primary cluster (``tests/support/clusters.py``), downloads the sdist of the
 installed django-redis (``pip download``: its tests ship in it), and runs
 their tests unchanged with a cluster variant of their ``settings.sqlite``:
 the same four aliases, each on ``cache_sessions.cluster.ClusterClient``.
@@ -9,7 +9,7 @@ Only the ``[sqlite]`` parametrization runs (the others are their serializer,
 compressor, Sentinel, sharding and socket variants). Needs pytest-mock and
 pytest-xdist (their conftest imports it); the make target installs both.
 
-    python -m tests.django_redis_suite [--source DIR] [pytest args...]
+    python -m tools.django_redis_suite [--source DIR] [pytest args...]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tests.clusters import Cluster
+from tests.support.clusters import Cluster
 
 SETTINGS = """
 SECRET_KEY = "django_tests_secret_key"

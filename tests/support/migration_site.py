@@ -30,8 +30,8 @@ from cache_sessions.migration.redis import CacheSessionsSource
 from cache_sessions.migration.registry import build_source
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.testing import RedisServer
-from tests.redis_stats import CountingConnection
-from tests.servers import RECOMMENDED
+from tests.support.redis_stats import CountingConnection
+from tests.support.servers import RECOMMENDED
 
 OURS = "cache_sessions.backend"
 DJANGO = "django.contrib.sessions.backends."
@@ -265,7 +265,7 @@ def site_fixture(monkeypatch):
     monkeypatch.setattr(rs, "SESSION_REDIS_CONNECTION_OBJECT", raw(1))
     monkeypatch.setattr(rs, "SESSION_REDIS_PREFIX", "session")
     monkeypatch.setattr(session.RedisServer, "_RedisServer__redis", {})
-    with override_settings(ROOT_URLCONF="tests.migration_site", CACHES=caches()):
+    with override_settings(ROOT_URLCONF="tests.support.migration_site", CACHES=caches()):
         yield
     flush()
 

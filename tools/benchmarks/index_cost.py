@@ -1,6 +1,6 @@
 """What one user's many sessions cost Redis, and what a paused server does to a pipelined logout.
 
-    python -m tests.benchmarks.index_cost [--logins 2000 4000] [--mode hash|string] [--max N]
+    python -m tools.benchmarks.index_cost [--logins 2000 4000] [--mode hash|string] [--max N]
 
 On one throwaway server (SLOWLOG on every command), for each ``--logins`` N:
 one user logs in N times (a session created with the user in it, the way

@@ -1,7 +1,7 @@
-"""A minimal Django site for ``tests.benchmarks.server``: settings, URLs and views in one module.
+"""A minimal Django site for ``tools.benchmarks.server``: settings, URLs and views in one module.
 
-    BENCH_ENGINE=ours-hash REDIS_URL=redis://127.0.0.1:6400/1 gunicorn tests.benchmarks.server_site:application
-    BENCH_ASGI=1 BENCH_ENGINE=ours-hash REDIS_URL=... uvicorn tests.benchmarks.server_site:application
+    BENCH_ENGINE=ours-hash REDIS_URL=redis://127.0.0.1:6400/1 gunicorn tools.benchmarks.server_site:application
+    BENCH_ASGI=1 BENCH_ENGINE=ours-hash REDIS_URL=... uvicorn tools.benchmarks.server_site:application
 
 With ``BENCH_ASGI=1`` the application is ASGI and the views are async
 (``aget``/``aset``). ``ours-*`` engines then run behind cache_sessions'
@@ -54,7 +54,7 @@ def session_settings(engine: str, redis_url: str) -> dict[str, Any]:
         "OPTIONS": {"USE_HASH": engine != "ours-string"},
     }
     return {
-        "SESSION_ENGINE": "tests.benchmarks.hop_engine" if engine.endswith("-hop") else "cache_sessions.backend",
+        "SESSION_ENGINE": "tools.benchmarks.hop_engine" if engine.endswith("-hop") else "cache_sessions.backend",
         "SESSION_CACHE_ALIAS": "sessions",
         "CACHES": {"default": LOCMEM, "sessions": ours},
     }

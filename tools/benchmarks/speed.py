@@ -1,6 +1,6 @@
 """Speed of session engines on one Redis server, interleaved round by round.
 
-    python -m tests.benchmarks.speed [--rounds N] [--seconds S] [--quick] [--rows A,B,...]
+    python -m tools.benchmarks.speed [--rounds N] [--seconds S] [--quick] [--rows A,B,...]
                                      [--compare REV] [--profile ROW [--cell PAYLOAD:WORKLOAD]]
 
 Each row (an engine and its cache configuration, on its own DB of one
@@ -12,7 +12,7 @@ floor (raw redis-py) are taken within a round, so a noisy machine slows both
 sides of a ratio alike; the tables give the median over rounds and the
 spread (min-max) of the per-round ratios.
 
-Round trips are counted on the client's sockets (``tests/redis_stats.py``).
+Round trips are counted on the client's sockets (``tests/support/redis_stats.py``).
 The server's CPU per operation comes from ``INFO commandstats``, reset
 before and read after a batch of operations of one cell (rows shuffled,
 median of rounds): ``usec_per_call`` of each command, and their sum per
@@ -60,7 +60,7 @@ from django.utils.module_loading import import_string
 from redis.utils import HIREDIS_AVAILABLE
 
 from cache_sessions.testing import RedisServer
-from tests.redis_stats import Sent, sent_by_every_connection
+from tests.support.redis_stats import Sent, sent_by_every_connection
 
 PAYLOADS = ("small", "medium", "large")
 WORKLOADS = ("load", "create", "modify+save", "request")

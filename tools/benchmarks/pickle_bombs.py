@@ -1,8 +1,8 @@
 """What a hostile django-redisession pickle costs the request that meets it: time, peak memory, outcome.
 
-    python -m tests.benchmarks.pickle_bombs [--revision REV] [--timeout S] [--memory-mb MB] [--only NAME]
+    python -m tools.benchmarks.pickle_bombs [--revision REV] [--timeout S] [--memory-mb MB] [--only NAME]
 
-Each bomb of tests/hostile_pickles.py runs in a fresh process, capped at
+Each bomb of tests/support/hostile_pickles.py runs in a fresh process, capped at
 ``--memory-mb`` of address space and killed after ``--timeout`` seconds. The
 process does what the migration fallback does with a hash-mode value:
 ``readable(source._parse_hash, value)``, then the codec's encode of the session
@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from tests import hostile_pickles as bombs
+from tests.support import hostile_pickles as bombs
 
 BOMBS: dict[str, Callable[[], bytes]] = {
     "memo doubling, protocol 2, 20 levels": lambda: bombs.memo_doubling(20),
@@ -80,7 +80,7 @@ def run(name: str, package: str, path: str, timeout: float, memory_mb: int) -> d
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
 
-    command = [sys.executable, "-m", "tests.benchmarks.pickle_bombs", "--child", name, "--package", package]
+    command = [sys.executable, "-m", "tools.benchmarks.pickle_bombs", "--child", name, "--package", package]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (path, os.getcwd()) if p)}
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=limit, env=env)
@@ -122,7 +122,7 @@ def main() -> None:
         return child(args.child, args.package)
     package, path = "cache_sessions", ""
     if args.revision:
-        from tests.benchmarks.speed import export_revision, package_name
+        from tools.benchmarks.speed import export_revision, package_name
 
         path, package = str(export_revision(args.revision)), package_name(args.revision)
     print(f"{'bomb':40} {'bytes':>10} {'wall s':>7} {'cpu s':>7} {'peak MB':>8}  outcome", flush=True)

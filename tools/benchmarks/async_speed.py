@@ -1,10 +1,10 @@
 """Async session operations in one process: native (redis.asyncio) vs the thread hop.
 
-    python -m tests.benchmarks.async_speed [--rounds R] [--seconds S]
+    python -m tools.benchmarks.async_speed [--rounds R] [--seconds S]
 
 Rows interleaved round by round, on one throwaway server; ops/s is the median
 over the rounds. "hop" is cache_sessions as it was before native async: each
-async call runs its sync twin in a worker thread (``tests.benchmarks.hop_engine``).
+async call runs its sync twin in a worker thread (``tools.benchmarks.hop_engine``).
 Sequential: one task awaits one operation after another. Concurrent: 50 tasks
 at once, each doing its share.
 """
@@ -45,7 +45,7 @@ def main() -> None:
         )
         django.setup()
         from cache_sessions.backend import SessionStore as Native
-        from tests.benchmarks.hop_engine import SessionStore as Hop
+        from tools.benchmarks.hop_engine import SessionStore as Hop
 
         rows = {"native": Native, "hop": Hop}
         results: dict[tuple[str, str, str], list[float]] = {}

@@ -1,7 +1,8 @@
 """Load one session in a fresh process, under a cap on its address space, and
 print what it cost as JSON::
 
-    python -m tests.measured_load '{"location": "redis://...", "use_hash": false, "key": "...", "headroom": 536870912}'
+    python -m tests.support.measured_load \
+        '{"location": "redis://...", "use_hash": false, "key": "...", "headroom": 536870912}'
 
 prints ``{"entries": 0, "key_kept": false, "warnings": [...], "seconds": 0.01, "peak_growth_mib": 0.4}``
 (or ``"error"`` instead of ``entries`` when the load raised). The hostile-value

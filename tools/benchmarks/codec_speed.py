@@ -1,6 +1,6 @@
 """CPU of encoding and decoding a session, no Redis: this checkout vs a git revision, side by side.
 
-    python -m tests.benchmarks.codec_speed [--compare REV] [--rounds N] [--compress LIB]
+    python -m tools.benchmarks.codec_speed [--compare REV] [--rounds N] [--compress LIB]
 
 Each round times every (codec, payload, operation) cell in a shuffled order
 (``time.process_time``, gc off, a fixed number of calls); the table gives the
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.benchmarks.speed import PAYLOADS, export_revision, make_payloads, package_name
+from tools.benchmarks.speed import PAYLOADS, export_revision, make_payloads, package_name
 
 CALLS = {"small": 4000, "medium": 1000, "large": 150}
 

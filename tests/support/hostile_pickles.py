@@ -2,7 +2,7 @@
 
 Each builder returns the bytes an attacker with write access to the old store
 could plant (a session's payload, before redisession's flag byte). Used by
-tests/test_pickled.py and tests/benchmarks/pickle_bombs.py.
+tests/test_pickled.py and tools/benchmarks/pickle_bombs.py.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from redis import Redis
 
 from cache_sessions.partitioned import PartitionedClient
 from cache_sessions.testing import RedisServer
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 PASSWORD = "shard-secret"
 

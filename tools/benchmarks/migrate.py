@@ -1,6 +1,6 @@
 """What MIGRATE_FROM costs: a hit, a miss, a move per source engine, and the bulk copy rate.
 
-    python -m tests.benchmarks.migrate [--sessions N] [--ops N]
+    python -m tools.benchmarks.migrate [--sessions N] [--ops N]
 
 One throwaway redis-server (ours on DB 0, old Redis stores on DB 1), a SQLite
 database file and a session directory in a temp dir. Each source holds N
@@ -27,7 +27,7 @@ import django
 from django.conf import settings
 
 from cache_sessions.testing import RedisServer
-from tests.redis_stats import CountingConnection, sent_by_clients
+from tests.support.redis_stats import CountingConnection, sent_by_clients
 
 LOGGED_IN = {
     "_auth_user_id": "42",

@@ -21,7 +21,7 @@ from typing import Any
 from redis import Redis
 
 from cache_sessions.testing import RedisServer, find_redis_server
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 SLOTS = 16384
 CLUSTER_CONFIG = {

@@ -1,4 +1,4 @@
-"""Which releases a test run uses, on one line: ``python -m tests.versions`` (``make versions``).
+"""Which releases a test run uses, on one line: ``python -m tests.support.versions`` (``make versions``).
 
 CI prints it at the end of each leg, so that its log says what each leg ran
 (the legs install the newest releases, or the declared minimums); pytest's

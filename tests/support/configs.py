@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from tests import partitions, sentinels
-from tests.clusters import contract_cluster
-from tests.redis_stats import CountingConnection, CountingSentinelConnection
-from tests.servers import standalone
+from tests.support import partitions, sentinels
+from tests.support.clusters import contract_cluster
+from tests.support.redis_stats import CountingConnection, CountingSentinelConnection
+from tests.support.servers import standalone
 
 OURS = "cache_sessions.cache.RedisCache"
 DJANGO_REDIS = "django_redis.cache.RedisCache"
@@ -24,7 +24,7 @@ def _has(module: str) -> bool:
 
 
 def _config(db: int, backend: str = OURS, prefix: str = "", version: int = 1, **options: Any) -> dict[str, Any]:
-    """A cache alias on DB ``db`` whose connections count round trips (``tests.redis_stats``)."""
+    """A cache alias on DB ``db`` whose connections count round trips (``tests.support.redis_stats``)."""
     pool_kwargs = {"connection_class": CountingConnection, **options.pop("CONNECTION_POOL_KWARGS", {})}
     return {
         "BACKEND": backend,
@@ -62,7 +62,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "hash-zlib-prefix-v2-8-buckets": _config(8, prefix="site", version=2, BUCKETS=8, COMPRESS_LIB="zlib"),
     "hash-overflow": _config(9, **HASH, HASH_MAX_INLINE=40, COMPRESS_LIB=""),
     "hash-django-redis+stock-client": _config(10, backend=DJANGO_REDIS, **HASH),
-    # Redis Cluster (tests/clusters.py): the same contract, each session on the node owning its slot
+    # Redis Cluster (tests/support/clusters.py): the same contract, each session on the node owning its slot
     "string-cluster": _cluster_config(**STRING),
     "hash-cluster": _cluster_config(),
     "hash-cluster-overflow-prefix-v2": _cluster_config(prefix="site", version=2, HASH_MAX_INLINE=40, COMPRESS_LIB=""),
@@ -74,7 +74,7 @@ if _has("zstandard"):
 
 
 # Topologies: the same contract on a Sentinel service (1 primary + 2 replicas + 3
-# sentinels, tests/sentinels.py) and on three servers by weight (tests/partitions.py).
+# sentinels, tests/support/sentinels.py) and on three servers by weight (tests/support/partitions.py).
 def _sentinel(db: int, **options: Any) -> dict[str, Any]:
     pool_kwargs = {"connection_class": CountingSentinelConnection}
     config = _config(db, SENTINELS=sentinels.group().addresses, CONNECTION_POOL_KWARGS=pool_kwargs, **options)

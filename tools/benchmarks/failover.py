@@ -1,10 +1,10 @@
 """What a Sentinel failover costs the sessions saved through it (not part of ``make test``).
 
-    python -m tests.benchmarks.failover [--rounds R] [--replicas N] [--no-pause] [--kill]
+    python -m tools.benchmarks.failover [--rounds R] [--replicas N] [--no-pause] [--kill]
 
-Starts the tests' group (``tests/sentinels.py``: 1 primary + 2 replicas, or
+Starts the tests' group (``tests/support/sentinels.py``: 1 primary + 2 replicas, or
 ``--replicas``, + 3 sentinels, quorum 2, down-after 1,000 ms, failover-timeout
-5,000 ms) and, each round, runs save loops (``tests/failover.py``) in both
+5,000 ms) and, each round, runs save loops (``tests/support/failover.py``) in both
 modes on two aliases at once: cache_sessions' Sentinel client (follows ``+switch-master``, pauses
 on ``+selected-slave``), and django-redis's documented Sentinel setup
 (``SentinelClient`` + ``SentinelConnectionFactory``), which is how sessions
@@ -33,9 +33,9 @@ from django.test import override_settings  # noqa: E402
 from redis import Redis  # noqa: E402
 
 from cache_sessions.topology import follower  # noqa: E402
-from tests import sentinels  # noqa: E402
-from tests.failover import SaveLoop  # noqa: E402
-from tests.fault_servers import crash  # noqa: E402
+from tests.support import sentinels  # noqa: E402
+from tests.support.failover import SaveLoop  # noqa: E402
+from tests.support.fault_servers import crash  # noqa: E402
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 STOCK = {

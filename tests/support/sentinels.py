@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 
 from cache_sessions.testing import RedisServer
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 SERVICE = "mymaster"
 REPLICAS = 2

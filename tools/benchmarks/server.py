@@ -1,6 +1,6 @@
 """Session engines behind a real server: gunicorn (2 sync workers) on one throwaway redis-server.
 
-    python -m tests.benchmarks.server [--seconds S] [--connections C] [--rounds R] [--asgi]
+    python -m tools.benchmarks.server [--seconds S] [--connections C] [--rounds R] [--asgi]
 
 With ``--asgi``: uvicorn workers (2, under gunicorn) serving async views instead, and a fourth
 row, ``ours-hash-hop``: our engine as it was before native async (every async
@@ -147,7 +147,7 @@ class Gunicorn:
         # every request ~44 ms late on this machine, even for a bare ASGI app).
         worker = "uvicorn.workers.UvicornWorker" if asgi else "sync"
         args = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", worker, "-b", f"127.0.0.1:{self.port}"]
-        args += ["--log-level", "warning", "tests.benchmarks.server_site:application"]
+        args += ["--log-level", "warning", "tools.benchmarks.server_site:application"]
         with os.fdopen(fd, "wb") as out:  # the child keeps its own copy
             self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         atexit.register(self.stop)
