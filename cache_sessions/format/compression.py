@@ -41,6 +41,10 @@ class Compression:
 Functions = tuple[Callable[[bytes], bytes], Decompress]
 
 
+# Each loader imports its library when COMPRESS_LIB names it, not before: lz4 and zstandard are
+# optional packages, and an alias that never compresses with one must not need it.
+
+
 def _snappy() -> Functions:
     import snappy
 

@@ -44,9 +44,10 @@ import msgpack
 from django.utils.crypto import salted_hmac
 
 from ..format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
+from ..topology import server_facts
 from . import index_lua
 from .base import Storage
-from .buckets import MAX_EXPIRY
+from .buckets import MAX_EXPIRY, HashStorage, bucket_name, overflow_key
 from .calls import Call, evalsha
 from .index_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
 from .index_meta import request_meta as request_meta
@@ -115,8 +116,6 @@ class IndexEntry:
 
     @classmethod
     def of(cls, sessions: Storage, user_id: str) -> IndexEntry:
-        from .buckets import bucket_name, overflow_key
-
         bucket = sessions.prefix + bucket_name(zlib.crc32(user_id.encode()) % sessions.options.buckets, b"u")
         field = hashlib.blake2b(user_id.encode(), digest_size=8).digest()
         return cls(bucket, field, overflow_key(bucket, field))
@@ -276,12 +275,8 @@ def remove_call(sessions: Storage, user_id: str, session_key: str) -> Call[None]
 
 def index_limit(sessions: Storage) -> int:
     """The longest run kept inside a user bucket: the sessions' own inline limit."""
-    from .buckets import HashStorage
-
     if isinstance(sessions, HashStorage):
         return sessions.inline_limit()
-    from ..topology import server_facts
-
     limits = [
         server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in sessions.servers()
     ]
