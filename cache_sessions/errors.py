@@ -61,7 +61,7 @@ class UserSessionsOff(ImproperlyConfigured):
 
 
 class TooFewReplicas(redis_errors.RedisError):
-    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``replicas.py``)."""
+    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``storage/acks.py``)."""
 
     def __init__(self, acked: int, wanted: int, timeout_ms: int) -> None:
         super().__init__(

@@ -20,12 +20,11 @@ Format 2 replaces the keys and values Django puts in every session with
 indexes into static tables (``compact.py``).
 
 The bytes are msgpack-python's (``msgpack.packb(..., use_bin_type=True,
-datetime=True)``), read by msgspec, which is ~1.5x faster on large
-sessions. msgspec also writes many values that msgpack refuses (naive
+datetime=True)``), read by msgspec, which is faster on large sessions. msgspec also writes many values that msgpack refuses (naive
 datetimes and dates as strings, Decimals, UUIDs, enums, dataclasses), which
 would load back as something else, so it writes only sessions whose
 top-level values are plain scalars (a logged-in session), where it makes the
-same bytes ~15x faster; any other session is packed by msgpack, and refused
+same bytes many times faster; any other session is packed by msgpack, and refused
 exactly as before. Checking nested values for msgspec costs about what it
 saves.
 """
@@ -78,7 +77,7 @@ _DECODERS = {PLAIN: msgspec.msgpack.Decoder(ext_hook=_no_ext), COMPACT: msgspec.
 def _pack(value: Any, plain: bool) -> tuple[bytes, bool]:
     """msgpack bytes of a session or its format-2 form, and whether a frozenset was packed (only
     then can two keys load as one); ``plain``: every top-level value is a plain scalar, which
-    msgspec writes as msgpack does, ~15x faster."""
+    msgspec writes as msgpack does, and faster."""
     if plain:
         try:
             return _ENCODER.encode(value), False

@@ -119,7 +119,7 @@ class HashStorage(Storage):
             return self.options.hash_max_inline
         known = self._inline_limit
         if known is not None and known[0] == server_facts.generation:
-            return known[1]  # ~2 us less per write than asking every server's facts again
+            return known[1]  # kept: asking every server's facts again would cost every write
         with errors.translated():
             # Every server must keep the bucket compact: the smallest limit wins.
             limit = min(

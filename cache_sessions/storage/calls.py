@@ -19,7 +19,7 @@ T = TypeVar("T")
 WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 us more, on every operation
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slower, and one is made per round trip
 class Call(Generic[T]):
     """One round trip: the command to send and how to read its reply (never changed once made).
 

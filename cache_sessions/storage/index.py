@@ -1,5 +1,5 @@
 """The index of users' sessions (``OPTIONS["USER_SESSIONS"]``): its format, and the
-calls that keep it (``backend.py`` and ``migration.py`` send them; ``users.py``
+calls that keep it (``backend.py`` and ``migration/`` send them; ``engine/user_sessions.py``
 reads them for the API; ``backfill.py`` fills it for sessions older than it).
 
 The index is bucketed like hash-mode sessions, for the same reason (a Redis key
@@ -194,7 +194,7 @@ def writing(sessions: Storage, writes: list[Write]) -> Batches:
     return len(deletions)
 
 
-# Kept by the engine (backend.py, migration.py) -------------------------------
+# Kept by the engine (backend.py, migration/) ----------------------------------
 
 
 def _mark(mark: Any) -> tuple[int | None, int | None, int | None]:

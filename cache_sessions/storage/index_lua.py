@@ -1,4 +1,4 @@
-"""Lua scripts of the index of users' sessions (``user_index.py``), on the prelude and
+"""Lua scripts of the index of users' sessions (``index.py``), on the prelude and
 the ``Script`` of ``lua.py``. Like hash mode's, each touches one user bucket and the
 overflow keys of its fields (one Redis Cluster slot), so each is one round trip.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .lua import PRELUDE, Script
 
-# The index of users' sessions (user_index.py). A user is a field of a user bucket;
+# The index of users' sessions (index.py). A user is a field of a user bucket;
 # its value is a run of records, each: session id (12 bytes), expiry (4 bytes,
 # big-endian Unix seconds), payload length (2 bytes), payload. A run too long
 # for the bucket's compact encoding moves to the overflow key <bucket>:<field>,

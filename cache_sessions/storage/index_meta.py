@@ -1,5 +1,5 @@
 """What ``USER_SESSION_METADATA`` keeps of a request in a session's index record
-(``user_index.py``): its IP address and a short user agent, both bounded.
+(``index.py``): its IP address and a short user agent, both bounded.
 """
 
 from __future__ import annotations

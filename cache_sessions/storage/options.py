@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "USER_SESSION_METADATA": False,  # ...with the IP address and user agent of each (needs our middleware)
     "USER_SESSION_SEEN_EVERY": 900,  # seconds: how often a session's "last seen" may cost a write
     "USER_SESSIONS_MAX": 100,  # sessions kept per user: a login past it ends the least recently active
-    "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration.py)
+    "MIGRATE_FROM": None,  # where sessions used to live: read on a miss and moved here (migration/)
     "MIN_REPLICAS_ACK": 0,  # replicas that must confirm each session write (WAIT); 0: do not wait
     "MIN_REPLICAS_ACK_TIMEOUT": 0.1,  # seconds to wait for them
     "OPERATION_TIMEOUT": None,  # Redis Cluster: seconds a session operation may take, retries included (None: 3)

@@ -73,7 +73,7 @@ def sessions_for(alias: str) -> Storage:
 
     Django makes a cache object, and so a django-redis client, per thread and
     under ASGI per request (per asyncio task): building the storage from it
-    each time cost ~100 us a request. The storage only needs the redis-py
+    each time cost more than the request's own session work. The storage only needs the redis-py
     client, which is safe to share between threads, so it is kept here for as
     long as ``settings.CACHES`` is the same object (tests that override the
     setting get a new one).

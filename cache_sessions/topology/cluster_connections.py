@@ -26,7 +26,7 @@ from .cluster import ClusterUnreachable
 class ClusterRedis(RedisCluster):
     """``RedisCluster`` that sends whole-keyspace questions to every primary.
 
-    redis-py 8.1 sends KEYS and DBSIZE to one node (a silently partial
+    redis-py sends KEYS and DBSIZE to one node (a silently partial
     answer); here they go to every primary and the answers are merged. Scripts
     are loaded on every node it can reach, replicas included: Redis does not
     replicate SCRIPT LOAD, so a promoted replica would otherwise answer

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger("cache_sessions")
 
-PAUSE_SECONDS = 2.0  # the longest a command waits for a failover that was announced (measured: ~1.1 s)
+PAUSE_SECONDS = 2.0  # the longest a command waits for a failover that was announced (one takes about half that)
 LISTEN_SECONDS = 5.0  # a quiet pub/sub connection is PINGed after this long, and dropped if still quiet
 WAKE_SECONDS = 1.0  # how often a listening thread looks up (is it stopped? is it in a forked child?)
 RECONNECT_SECONDS = (0.1, 2.0)  # first and longest wait before reconnecting to a sentinel
