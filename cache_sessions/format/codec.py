@@ -20,9 +20,10 @@ Format 2 replaces the keys and values Django puts in every session with
 indexes into static tables (``compact.py``).
 
 The bytes are msgpack-python's (``msgpack.packb(..., use_bin_type=True,
-datetime=True)``), read by msgspec, which is faster on large sessions. msgspec also writes many values that msgpack refuses (naive
-datetimes and dates as strings, Decimals, UUIDs, enums, dataclasses), which
-would load back as something else, so it writes only sessions whose
+datetime=True)``), read by msgspec, which is faster on large sessions.
+msgspec also writes many values that msgpack refuses (naive datetimes and
+dates as strings, Decimals, UUIDs, enums, dataclasses), which would load
+back as something else, so it writes only sessions whose
 top-level values are plain scalars (a logged-in session), where it makes the
 same bytes many times faster; any other session is packed by msgpack, and refused
 exactly as before. Checking nested values for msgspec costs about what it

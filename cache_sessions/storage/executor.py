@@ -45,6 +45,8 @@ class Executor:
 
     def execute(self, call: Call[T]) -> T:
         """Send ``call`` (retried as the topology says) and read its reply."""
+        if not self.topology.deadline_supported:  # nothing bounds an operation: no context to enter
+            return self._execute(call)
         with self.topology.operation():
             return self._execute(call)
 
@@ -53,7 +55,7 @@ class Executor:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
         acks = self.acks if call.needs_ack else None
         try:
-            reply = self.topology.send(call.route, partial(send, call, acks))
+            reply = self.topology.send(call.route, send, call, acks)
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
@@ -162,7 +164,7 @@ class Executor:
         return list(groups.values())
 
 
-def send(call: Call[Any], acks: Acks | None, redis: Redis) -> Any:
+def send(redis: Redis, call: Call[Any], acks: Acks | None) -> Any:
     """One attempt at ``call`` on ``redis``, reloading its script on NOSCRIPT (``acks``: the
     WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
     assert call.args is not None

@@ -13,8 +13,8 @@ backfill) asks it for ``servers()``. It answers:
   in a thread);
 - what a failure means: ``is_retryable(exc)``, and ``after_failure(redis, exc)``
   before a retry;
-- how a call is sent: ``send(name, attempt)`` runs ``attempt`` on the server of
-  ``name``, again after each failure a retry cures, as the ``RETRY`` policy
+- how a call is sent: ``send(name, attempt, *args)`` runs ``attempt`` on the server
+  of ``name``, again after each failure a retry cures, as the ``RETRY`` policy
   says; ``retried`` and ``aretried`` do the same for a pipeline of one server
   and for an asyncio attempt; ``operation()`` is what bounds one operation,
   follow-up calls included (nothing here; OPERATION_TIMEOUT on Redis Cluster);
@@ -111,11 +111,11 @@ class Topology:
         """What bounds one operation, its follow-up calls included (nothing, here)."""
         return _UNBOUNDED
 
-    def send(self, name: bytes, attempt: Callable[[Redis], T]) -> T:
-        """``attempt(client of name)``, again after each failure a retry cures (the RETRY policy)."""
+    def send(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
+        """``attempt(client of name, *args)``, again after each failure a retry cures (the RETRY policy)."""
         redis = self.redis_for(name)
         return self.retry.call_with_retry(
-            partial(attempt, redis), partial(self.after_failure, redis), self.is_retryable
+            partial(attempt, redis, *args), partial(self.after_failure, redis), self.is_retryable
         )
 
     def retried(self, redis: Any, attempt: Callable[[], T]) -> T:

@@ -97,13 +97,13 @@ class ClusterTopology(Topology):
     def operation(self) -> contextlib.AbstractContextManager[None]:
         return deadline.within(self.timeout)
 
-    def send(self, name: bytes, attempt: Callable[[Redis], T]) -> T:
+    def send(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
         backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)  # RETRY's, to space the attempts
-        return deadline.retrying(partial(self._send_once, name, attempt), self.is_retryable, backoff)
+        return deadline.retrying(partial(self._send_once, name, attempt, *args), self.is_retryable, backoff)
 
-    def _send_once(self, name: bytes, attempt: Callable[[Redis], T]) -> T:
+    def _send_once(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
         try:
-            return attempt(self.redis_for(name))  # the first use of a cluster client connects
+            return attempt(self.redis_for(name), *args)  # the first use of a cluster client connects
         except redis_errors.RedisClusterException as exc:
             if unreachable(exc):
                 raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
