@@ -2,11 +2,11 @@
 #   make demo   run the example site on an embedded Valkey (nothing else to install)
 #   make test   run the whole test suite against real server processes
 # And for contributors (CONTRIBUTING.md):
-#   make lint                 ruff check, ruff format --check, mypy --strict
+#   make lint                 ruff check, ruff format --check, mypy --strict, lint-imports
 #   make docs                 the documentation site in site/ (mkdocs build --strict)
 #   make dist                 sdist and wheel in dist/, twine check --strict, the wheel
 #                             installed into a clean venv ($(DIST_VENV)) and imported there
-#   make bench NAME=speed     one benchmark: python -m tests.benchmarks.NAME (not part of
+#   make bench NAME=speed     one benchmark: python -m tools.benchmarks.NAME (not part of
 #                             `make test`); `make bench` lists the names. bench-memory,
 #                             bench-speed, bench-server, bench-async, bench-migrate still work
 #   make screenshots          PNGs of the example site, desktop and phone (needs chromium)
@@ -32,7 +32,7 @@
 #           and tests/test_browser.py must run (fails, instead of skipping, without chromium)
 #   LOCALES the languages `make messages` writes (default: fr)
 #   DIST_VENV  the clean venv `make dist` installs the wheel into (default .venv-dist)
-#   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tests/screenshots.py
+#   PYTEST_ARGS, BENCH_ARGS, SCREENSHOT_ARGS  passed on to pytest, the benchmarks, tools/screenshots.py
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -92,12 +92,13 @@ test: $(VENV)/.installed-test $(SERVER_EXTRA) $(BROWSER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 versions: $(VENV)/.installed-test $(SERVER_EXTRA)
-	@$(BIN)/python -m tests.versions
+	@$(BIN)/python -m tests.support.versions
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(VENV)/.installed-demo $(SERVER_EXTRA)
 	cd example_project && $(abspath $(BIN))/python manage.py migrate --noinput -v 0
@@ -110,7 +111,7 @@ $(VENV)/.installed-screenshots: $(VENV)/.made-for pyproject.toml
 # PNGs of the demo's pages in screenshots/, taken by headless Chromium
 # (Debian's package: apt-get install chromium). Not part of `make test`.
 screenshots: $(VENV)/.installed-screenshots $(SERVER_EXTRA)
-	$(BIN)/python -m tests.screenshots --out screenshots $(SCREENSHOT_ARGS)
+	$(BIN)/python -m tools.screenshots --out screenshots $(SCREENSHOT_ARGS)
 
 # The translations of cache_sessions' pages and admin: makemessages updates each language's
 # django.po from the marked strings (translate what it adds: empty msgstr), compilemessages
@@ -125,11 +126,11 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 	touch $@
 
 # Benchmarks (not part of `make test`): each starts its own server. The names are
-# the modules of tests/benchmarks/ that run as a program.
-BENCHMARKS := $(sort $(basename $(notdir $(shell grep -l '^if __name__ == "__main__":' tests/benchmarks/*.py))))
+# the modules of tools/benchmarks/ that run as a program.
+BENCHMARKS := $(sort $(basename $(notdir $(shell grep -l '^if __name__ == "__main__":' tools/benchmarks/*.py))))
 
 bench: bench-name-check $(VENV)/.installed-bench $(SERVER_EXTRA)
-	$(BIN)/python -m tests.benchmarks.$(NAME) $(BENCH_ARGS)
+	$(BIN)/python -m tools.benchmarks.$(NAME) $(BENCH_ARGS)
 
 bench-name-check:
 	@case ' $(BENCHMARKS) ' in *' $(NAME) '*) ;; \
@@ -150,7 +151,7 @@ $(VENV)/.installed-django-redis-suite: $(VENV)/.installed-test
 # django-redis's own tests against a Redis Cluster (downloads the django-redis
 # sdist, whose tests are in it; not part of `make test`).
 django-redis-suite: $(VENV)/.installed-django-redis-suite
-	$(BIN)/python -m tests.django_redis_suite $(PYTEST_ARGS)
+	$(BIN)/python -m tools.django_redis_suite $(PYTEST_ARGS)
 
 $(VENV)/.installed-docs: $(VENV)/.made-for pyproject.toml
 	$(PIP) -e ".[docs]" $(DJANGO_REQ)

@@ -17,7 +17,9 @@ def get_client(alias: str = "default", *, write: bool = True, key: str | bytes |
     CACHES alias plays the part of the old registry name. A partitioned alias
     has a client per server: ``key`` (a Redis key) says which one.
     """
-    from .client import redis_cache
+    # Imported here, not at the top: importing the package (its __version__, cache_sessions.testing)
+    # must neither need Django's settings nor load the engine.
+    from .storage.registry import redis_cache
 
     client = redis_cache(alias).client
     if key is not None and hasattr(client, "server_for"):

@@ -34,7 +34,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy, ngettext
 
-from . import display, users
+from . import users
+from .engine import display
 from .signals import ADMIN, revoking
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class UserSessionsAdminMixin(ModelAdmin):
     user_sessions_template = "cache_sessions/admin/change_form.html"
 
     def user_sessions_on(self) -> bool:
-        return display.user_sessions_on(self.user_sessions_alias)
+        return users.user_sessions_on(self.user_sessions_alias)
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_log_out_everywhere"
@@ -100,7 +101,7 @@ class UserSessionsAdminMixin(ModelAdmin):
             raise Http404("No such user.")
         if not self.has_change_permission(request, user):
             raise PermissionDenied
-        display.require_user_sessions(self.user_sessions_alias)
+        users.require_user_sessions(self.user_sessions_alias)
         count = self.end_user_sessions(request, user)
         text = ngettext(
             "%(user)s was logged out everywhere: %(count)d session ended.",
@@ -146,7 +147,7 @@ class UserSessionsAdminMixin(ModelAdmin):
         log_out = f"admin:{self.opts.app_label}_{self.opts.model_name}_log_out_everywhere"
         return {
             "sessions": display.shown(users.user_sessions(user, current=request, alias=alias)),
-            "metadata": display.metadata_on(alias),
+            "metadata": users.metadata_on(alias),
             "can_log_out": self.has_change_permission(request, user),
             "log_out_url": self.with_filters(
                 request, reverse(log_out, args=[quote(user.pk)], current_app=self.admin_site.name)

@@ -7,7 +7,7 @@ class CacheSessionsConfig(AppConfig):
     verbose_name = gettext_lazy("Cache sessions")
 
     def ready(self) -> None:
-        from . import checks, middleware_checks, topology_checks, user_checks  # noqa: F401  (registers the system checks)
+        from . import checks  # noqa: F401  (registers the system checks; Django wants them imported in ready())
 
         if _admin_loaded_before(self):
             # The admin modules were loaded already (cache_sessions.admin among them, which patched

@@ -12,7 +12,7 @@ only reads (``DEGRADED_READS``), loads as an empty *read-only* session that
 writes nothing (save, create, delete raise) and never touches the cookie.
 
 With ``MIGRATE_FROM`` on the alias, a valid key that is not in Redis is
-looked up in the old store and moved here (``migration.py``): only on a
+looked up in the old store and moved here (``migration/fallback.py``): only on a
 miss, so a session already here costs nothing more.
 
 Deleting a session (with its index record) and ``cycle_key`` live in
@@ -29,11 +29,13 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils.module_loading import import_string
 
-from . import keys, migration, user_index
-from .calls import adrive, drive
-from .client import sessions_for
-from .ending import EndingStore
+from . import keys
+from .engine.ending import EndingStore
 from .errors import SessionStoreUnavailable
+from .migration.fallback import Moved, fallback_for
+from .storage import index, sweep
+from .storage.calls import adrive, drive
+from .storage.registry import sessions_for
 
 logger = logging.getLogger("cache_sessions")
 
@@ -67,7 +69,7 @@ class SessionStore(EndingStore):
     def _validate_session_key(self, key: Any) -> bool:
         if keys.is_valid_session_key(key):
             return True
-        if key and (fallback := migration.fallback_for(self._storage)) is not None and fallback.accepts(key):
+        if key and (fallback := fallback_for(self._storage)) is not None and fallback.accepts(key):
             return True  # a signed-cookie session of MIGRATE_FROM: moved on load, under a new key
         if key and self._storage.options.log_key_error:
             logger.warning("Ignoring a malformed session key from the client (%d characters).", len(str(key)))
@@ -87,13 +89,13 @@ class SessionStore(EndingStore):
         key = self.session_key
         try:
             session = self._storage.load(key) if key is not None and keys.is_valid_session_key(key) else None
-            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+            if session is None and key and (fallback := fallback_for(self._storage)) is not None:
                 return self._moved(fallback.load(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
         return self._loaded(session)
 
-    def _moved(self, moved: migration.Moved | None) -> dict[str, Any]:
+    def _moved(self, moved: Moved | None) -> dict[str, Any]:
         """A session brought over from the old store (or None: not there, or expired)."""
         if moved is None or not moved.new_key:
             return self._loaded(None if moved is None else moved.data)
@@ -112,9 +114,9 @@ class SessionStore(EndingStore):
         if session is None:
             self._session_key = None
             return {}
-        user = session.get(user_index.USER_KEY)
+        user = session.get(index.USER_KEY)
         if user and self.session_key:
-            if user_index.MARK in session:
+            if index.MARK in session:
                 self.indexed = (self.session_key, str(user))
             elif self._storage.options.user_sessions:
                 # No record (older than USER_SESSIONS, or never saved since): whatever the
@@ -135,7 +137,7 @@ class SessionStore(EndingStore):
             return False
         if self._remembering(self._storage.exists, session_key):
             return True
-        fallback = migration.fallback_for(self._storage)
+        fallback = fallback_for(self._storage)
         return fallback is not None and bool(self._remembering(fallback.exists, session_key))
 
     def create(self) -> None:
@@ -163,7 +165,7 @@ class SessionStore(EndingStore):
         ttl = self._ttl(session)
         storage = self._storage
         # The index record first: never a session it misses.
-        if user_index.entry_due(storage.options, session, must_create, ttl):
+        if index.entry_due(storage.options, session, must_create, ttl):
             self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
         if must_create:
             if not self._remembering(storage.create, self.session_key, session, ttl):
@@ -175,11 +177,11 @@ class SessionStore(EndingStore):
         """Whether saving now would refresh this session's index entry (USER_SESSIONS):
         only for a session this request has loaded, never a reason to load one."""
         loaded: dict[str, Any] | None = getattr(self, "_session_cache", None)
-        return loaded is not None and not self.degraded and user_index.entry_due(self._storage.options, loaded, False)
+        return loaded is not None and not self.degraded and index.entry_due(self._storage.options, loaded, False)
 
-    def _indexing(self, session: dict[str, Any], ttl: int, created: bool) -> user_index.Batches:
+    def _indexing(self, session: dict[str, Any], ttl: int, created: bool) -> index.Batches:
         assert self.session_key is not None
-        return user_index.indexing(self._storage, self.session_key, session, ttl, created, self.request_meta)
+        return index.indexing(self._storage, self.session_key, session, ttl, created, self.request_meta)
 
     def _ttl(self, session: dict[str, Any]) -> int:
         if self.session_key is None:  # loading just now found the session gone
@@ -189,7 +191,7 @@ class SessionStore(EndingStore):
 
     @classmethod
     def clear_expired(cls) -> None:
-        sessions_for(settings.SESSION_CACHE_ALIAS).clear_expired()
+        sweep.clear_expired(sessions_for(settings.SESSION_CACHE_ALIAS))
 
     # Async twins ---------------------------------------------------------
 
@@ -197,7 +199,7 @@ class SessionStore(EndingStore):
         key = self.session_key
         try:
             session = await self._storage.aload(key) if key is not None and keys.is_valid_session_key(key) else None
-            if session is None and key and (fallback := migration.fallback_for(self._storage)) is not None:
+            if session is None and key and (fallback := fallback_for(self._storage)) is not None:
                 return self._moved(await fallback.aload(key))
         except SessionStoreUnavailable as exc:
             return self._unavailable_on_load(exc)
@@ -208,7 +210,7 @@ class SessionStore(EndingStore):
             return False
         if await self._aremembering(self._storage.aexists, session_key):
             return True
-        fallback = migration.fallback_for(self._storage)
+        fallback = fallback_for(self._storage)
         return fallback is not None and bool(await self._aremembering(fallback.aexists, session_key))
 
     async def acreate(self) -> None:
@@ -231,7 +233,7 @@ class SessionStore(EndingStore):
         self._refuse_if_degraded()
         ttl = self._ttl(session)
         storage = self._storage
-        if user_index.entry_due(storage.options, session, must_create, ttl):
+        if index.entry_due(storage.options, session, must_create, ttl):
             await storage.aprepare()
             await self._aremembering(adrive, self._indexing(session, ttl, must_create), storage.aexecute_many)
         if must_create:
@@ -242,4 +244,4 @@ class SessionStore(EndingStore):
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await sessions_for(settings.SESSION_CACHE_ALIAS).aclear_expired()
+        await sweep.aclear_expired(sessions_for(settings.SESSION_CACHE_ALIAS))

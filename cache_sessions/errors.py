@@ -35,6 +35,18 @@ class SessionStoreError(Exception):
     """A session operation failed in Redis (see ``__cause__`` for redis-py's error)."""
 
 
+class CorruptSession(ValueError):
+    """Stored bytes are not a session the codec can read (``format/codec.py``)."""
+
+
+class UnencodableSession(TypeError):
+    """A session value has a type msgpack cannot store: its save fails."""
+
+
+class SessionTooLarge(UnencodableSession):
+    """A session is larger than ``MAX_SESSION_BYTES``: its save fails."""
+
+
 class UserSessionsOff(ImproperlyConfigured):
     """The sessions-per-user API was called on an alias without ``USER_SESSIONS``: there is no
     index to answer from, and "no sessions" would be a false all-clear. An ``ImproperlyConfigured``
@@ -49,7 +61,7 @@ class UserSessionsOff(ImproperlyConfigured):
 
 
 class TooFewReplicas(redis_errors.RedisError):
-    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``replicas.py``)."""
+    """Fewer replicas than ``MIN_REPLICAS_ACK`` confirmed a write in time (``storage/acks.py``)."""
 
     def __init__(self, acked: int, wanted: int, timeout_ms: int) -> None:
         super().__init__(
@@ -133,7 +145,7 @@ def is_readonly(exc: BaseException) -> bool:
 def is_retryable(exc: BaseException) -> bool:
     """Retried by ``RETRY``: lost connections and timeouts. (A replica stays a replica and
     memory does not free itself within a backoff, so READONLY and OOM are reported at once,
-    except where the primary moves: see ``Sessions.is_retryable``.)"""
+    except where the primary moves: see ``topology/sentinel.py``.)"""
     return isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)) and not (
         isinstance(exc, _PERMANENT)
     )

@@ -38,9 +38,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template import TemplateDoesNotExist, loader
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
-from . import user_index
 from .backend import SessionStore
 from .errors import SessionStoreUnavailable
+from .storage import index
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -120,7 +120,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             if request.method in READ_ONLY_METHODS:
                 session.degraded_reads = options.degraded_reads
             if options.user_sessions and options.user_session_metadata:
-                session.request_meta = user_index.request_meta(request)
+                session.request_meta = index.request_meta(request)
 
     def _respond(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """Django's process_response (the save, the cookie), or the answer for a store that failed."""

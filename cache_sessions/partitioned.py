@@ -1,7 +1,7 @@
 """``PartitionedClient``: one alias over several independent Redis servers, by weight.
 
 Each key lives on the server that weighted rendezvous hashing picks for it
-(``hrw.py``, ``partition.py``): sessions by their bucket in hash mode (so a
+(``topology/hrw.py``, ``topology/weights.py``): sessions by their bucket in hash mode (so a
 bucket and its overflow keys stay together) or by their key in string mode,
 and the alias's ordinary cache keys the same way, so ``cache.get``,
 ``cache.set``, ``incr``, ``ttl``, locks and the set and sorted-set helpers
@@ -32,12 +32,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django_redis.client import DefaultClient
 
-from . import errors
-from .buckets import HashSessions
 from .client import SessionClient
-from .partition import partition_of
-from .storage import Sessions
-from .strings import StringSessions
+from .topology.partitioned import PartitionedTopology
+from .topology.weights import partition_of
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -96,43 +93,10 @@ def _one_key(client: Any, arguments: dict[str, Any]) -> list[Any]:
     return [client.make_key(arguments["key"], version=arguments.get("version"), prefix=arguments.get("prefix"))]
 
 
-class PartitionedTopology(Sessions):
-    """Where a storage mode's names live on a partitioned alias: on the server that
-    weighted rendezvous hashing picks for each (the bucket in hash mode, the key in
-    string mode); sweeps, statistics and checks walk every server."""
-
-    def redis(self) -> Redis:
-        raise TypeError("A partitioned alias has a client per server: use redis_for(name) or servers().")
-
-    def redis_for(self, name: bytes) -> Redis:
-        return self.client.server_for(name)  # type: ignore[no-any-return]
-
-    def servers(self) -> list[Redis]:
-        return self.client.servers()  # type: ignore[no-any-return]
-
-    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
-        return self.client.by_server(names)  # type: ignore[no-any-return]
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        return errors.is_retryable(exc)  # independent servers: no primary moves
-
-    def after_failure(self, redis: Any, exc: BaseException) -> None:
-        pass  # redis-py has already dropped the broken connection
-
-
-class PartitionedStringSessions(PartitionedTopology, StringSessions):
-    pass
-
-
-class PartitionedHashSessions(PartitionedTopology, HashSessions):
-    pass
-
-
 class PartitionedClient(SessionClient):
     """LOCATION: the servers' URLs; OPTIONS["WEIGHTS"]: a weight each (default 1)."""
 
-    string_storage = PartitionedStringSessions
-    hash_storage = PartitionedHashSessions
+    topology_class = PartitionedTopology
 
     def __init__(self, server: Any, params: dict[str, Any], backend: Any) -> None:
         options = params.get("OPTIONS") or {}

@@ -36,7 +36,7 @@ from django.contrib.auth import get_user_model
 from django.dispatch import Signal
 from django.http import HttpRequest
 
-from .user_index import user_id_of
+from .storage.index import user_id_of
 
 sessions_revoked = Signal()
 

@@ -1,73 +1,41 @@
 """Sessions per user (``OPTIONS["USER_SESSIONS"]``): list a user's sessions, and end
-them, from the index the engine keeps (``user_index.py``: its format and upkeep).
-With the option off every call raises ``UserSessionsOff``: an empty answer would
-read as "this user has no sessions".
+them, from the index the engine keeps (``storage/index.py``: its format and upkeep;
+``engine/user_sessions.py``: the listing and the ending). With the option off every
+call raises ``UserSessionsOff``: an empty answer would read as "this user has no
+sessions". Every call that ends sessions sends ``signals.sessions_revoked``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from .calls import adrive, drive
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .backend import SessionStore
+from .engine.user_sessions import UserSession, current_ids, listing, revoking, sid_of
 from .errors import UserSessionsOff
 from .signals import areported, reported  # each revocation sends signals.sessions_revoked
-from .storage import Sessions
-from .user_index import Batches, IndexEntry, fitting, ids_of, index_limit, records, user_id_of
+from .storage.base import Storage
+from .storage.calls import adrive, drive
+from .storage.index import IndexEntry, user_id_of
+from .storage.registry import sessions_for
+
+__all__ = [
+    "UserSession",
+    "arevoke_all_sessions",
+    "arevoke_other_sessions",
+    "arevoke_session",
+    "auser_sessions",
+    "revoke_all_sessions",
+    "revoke_other_sessions",
+    "revoke_session",
+    "user_sessions",
+]
 
 
-@dataclass(frozen=True)
-class UserSession:
-    """One of a user's sessions, as the API shows it (never its key)."""
-
-    id: str
-    created: int | None
-    last_seen: int | None
-    ip: str | None
-    user_agent: str | None
-    current: bool = False
-
-
-# The API ---------------------------------------------------------------------
-# Each operation is written once, as a generator of call batches (``user_index.Batches``),
-# and run by the sync (``calls.drive`` + ``execute_many``) or the async executor.
-
-
-def _listing(sessions: Sessions, entry: IndexEntry, current: frozenset[bytes]) -> Batches:
-    """A user's live sessions, newest first; records of sessions that are gone are dropped."""
-    [run] = yield [entry.read_call()]
-    found = fitting(sessions, records(run, time.time()))
-    alive = yield [sessions.alive_place_call(tuple(payload[0])) for payload in found.values()]
-    gone = [sid for sid, live in zip(found, alive, strict=True) if not live]
-    if gone:
-        yield [entry.remove_call(gone, index_limit(sessions))]
-    listed = [_shown(sid, payload, current) for sid, payload in found.items() if sid not in gone]
-    return sorted(listed, key=lambda s: (not s.current, -(s.last_seen or 0)))
-
-
-def _shown(sid: bytes, payload: list[Any], current: frozenset[bytes]) -> UserSession:
-    created, seen, ip, agent = (payload[1:] + [None] * 4)[:4]
-    return UserSession(sid.hex(), created, seen, ip, agent, sid in current)
-
-
-def _revoking(sessions: Sessions, entry: IndexEntry, keep: frozenset[bytes], only: bytes | None) -> Batches:
-    """Delete sessions of a user (all but those of ids ``keep``, or only ``only``); their number."""
-    [run] = yield [entry.read_call()]
-    found = fitting(sessions, records(run, time.time()))
-    doomed = {sid: p for sid, p in found.items() if sid not in keep and only in (None, sid)}
-    if not doomed:
-        return 0
-    deletions = [sessions.delete_place_call(tuple(payload[0])) for payload in doomed.values()]
-    yield [*deletions, entry.remove_call(list(doomed), index_limit(sessions))]  # the sessions first
-    return len(doomed)
-
-
-def _target(user: Any, alias: str | None) -> tuple[Sessions, IndexEntry]:
-    from django.conf import settings
-
-    from .client import sessions_for
-
+def _target(user: Any, alias: str | None) -> tuple[Storage, IndexEntry]:
     alias = alias or settings.SESSION_CACHE_ALIAS
     sessions = sessions_for(alias)
     if not sessions.options.user_sessions:
@@ -75,25 +43,11 @@ def _target(user: Any, alias: str | None) -> tuple[Sessions, IndexEntry]:
     return sessions, IndexEntry.of(sessions, user_id_of(user))
 
 
-def _current(sessions: Sessions, current: Any) -> frozenset[bytes]:
-    """The ids the record of a request's session, of a session store, or of a session key can have."""
-    session = getattr(current, "session", current)
-    key = getattr(session, "session_key", session)
-    return frozenset(ids_of(sessions, key)) if isinstance(key, str) and key else frozenset()
-
-
-def _sid(shown: str) -> bytes | None:
-    try:
-        return bytes.fromhex(shown) if len(shown) == 24 else None
-    except ValueError:
-        return None
-
-
 def user_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
     """The live sessions of ``user`` (a user, or its id), newest first; ``current`` (a request,
     a session or a session key) marks the one that is in use."""
     sessions, entry = _target(user, alias)
-    listed: list[UserSession] = drive(_listing(sessions, entry, _current(sessions, current)), sessions.execute_many)
+    listed: list[UserSession] = drive(listing(sessions, entry, current_ids(sessions, current)), sessions.execute_many)
     return listed
 
 
@@ -101,28 +55,28 @@ def user_sessions(user: Any, *, current: Any = None, alias: str | None = None) -
 def revoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     """End one of ``user``'s sessions (by the id a listing shows); False if it is not one of theirs."""
     sessions, entry = _target(user, alias)
-    sid = _sid(session_id)
-    return sid is not None and bool(drive(_revoking(sessions, entry, frozenset(), sid), sessions.execute_many))
+    sid = sid_of(session_id)
+    return sid is not None and bool(drive(revoking(sessions, entry, frozenset(), sid), sessions.execute_many))
 
 
 @reported
 def revoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     """Log the request's user out everywhere else; the number of sessions ended."""
     sessions, entry = _target(request.user, alias)
-    return int(drive(_revoking(sessions, entry, _current(sessions, request), None), sessions.execute_many))
+    return int(drive(revoking(sessions, entry, current_ids(sessions, request), None), sessions.execute_many))
 
 
 @reported
 def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     """Log ``user`` out everywhere (e.g. an account that was just locked)."""
     sessions, entry = _target(user, alias)
-    return int(drive(_revoking(sessions, entry, frozenset(), None), sessions.execute_many))
+    return int(drive(revoking(sessions, entry, frozenset(), None), sessions.execute_many))
 
 
 async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
     sessions, entry = _target(user, alias)
     listed: list[UserSession] = await adrive(
-        _listing(sessions, entry, _current(sessions, current)), sessions.aexecute_many
+        listing(sessions, entry, current_ids(sessions, current)), sessions.aexecute_many
     )
     return listed
 
@@ -130,18 +84,45 @@ async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = 
 @areported
 async def arevoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     sessions, entry = _target(user, alias)
-    sid = _sid(session_id)
-    return sid is not None and bool(await adrive(_revoking(sessions, entry, frozenset(), sid), sessions.aexecute_many))
+    sid = sid_of(session_id)
+    return sid is not None and bool(await adrive(revoking(sessions, entry, frozenset(), sid), sessions.aexecute_many))
 
 
 @areported
 async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     user = await request.auser() if hasattr(request, "auser") else request.user
     sessions, entry = _target(user, alias)
-    return int(await adrive(_revoking(sessions, entry, _current(sessions, request), None), sessions.aexecute_many))
+    return int(await adrive(revoking(sessions, entry, current_ids(sessions, request), None), sessions.aexecute_many))
 
 
 @areported
 async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     sessions, entry = _target(user, alias)
-    return int(await adrive(_revoking(sessions, entry, frozenset(), None), sessions.aexecute_many))
+    return int(await adrive(revoking(sessions, entry, frozenset(), None), sessions.aexecute_many))
+
+
+# Whether this site keeps sessions per user (the session pages, the admin, the checks ask) ----
+
+
+def _alias(alias: str | None) -> str:
+    return alias or settings.SESSION_CACHE_ALIAS
+
+
+def user_sessions_on(alias: str | None = None) -> bool:
+    """Whether this site's sessions are ours and indexed per user (``OPTIONS["USER_SESSIONS"]``)."""
+    engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    return issubclass(engine, SessionStore) and sessions_for(_alias(alias)).options.user_sessions
+
+
+def metadata_on(alias: str | None = None) -> bool:
+    """Whether the index keeps each session's device, IP address and times (``USER_SESSION_METADATA``)."""
+    return sessions_for(_alias(alias)).options.user_session_metadata
+
+
+def require_user_sessions(alias: str | None = None) -> None:
+    if not user_sessions_on(alias):
+        raise ImproperlyConfigured(
+            f"cache_sessions' session pages and admin need sessions per user: set SESSION_ENGINE = "
+            f"'cache_sessions.backend' and OPTIONS['USER_SESSIONS'] = True in CACHES[{_alias(alias)!r}] "
+            f"(they list and end a user's sessions from that index)."
+        )

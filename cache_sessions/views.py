@@ -34,9 +34,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.generic import TemplateView, View
 from django.views.generic.base import TemplateResponseMixin
 
-from . import display, users
+from . import users
+from .engine import display
 from .signals import SELF, revoking
-from .user_index import session_id
+from .storage.index import session_id
 
 if TYPE_CHECKING:
     from .users import UserSession
@@ -81,7 +82,7 @@ class SessionsMixin:
         return {
             "sessions": shown,
             "other_sessions": [session for session in shown if not session.current],
-            "metadata": display.metadata_on(self.alias),
+            "metadata": users.metadata_on(self.alias),
             "base_template": self.get_base_template(),
         }
 
@@ -130,7 +131,7 @@ class SessionsView(LoginRequiredMixin, SessionsMixin, View):
     """A sync session view: a signed-in user, and sessions per user on."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        display.require_user_sessions(self.alias)
+        users.require_user_sessions(self.alias)
         self.user = request.user
         return super().dispatch(request, *args, **kwargs)
 
@@ -193,7 +194,7 @@ class AsyncSessionsView(AccessMixin, SessionsMixin, View):
     async def dispatch(  # type: ignore[override]  # an async view's dispatch is a coroutine function
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
-        display.require_user_sessions(self.alias)
+        users.require_user_sessions(self.alias)
         # Resolved here, on the loop: the sync request.user would load the user in a blocking call.
         self.user = request.user = await request.auser()
         if not self.user.is_authenticated:

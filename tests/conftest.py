@@ -7,9 +7,9 @@ import pytest
 from django.test import override_settings
 from redis import Redis
 
-from cache_sessions import facts
-from tests.configs import CONFIGS
-from tests.partitions import raw
+from cache_sessions.topology import server_facts as facts
+from tests.support.configs import CONFIGS
+from tests.support.partitions import raw
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +49,6 @@ def use_tz(request: pytest.FixtureRequest) -> Iterator[bool]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from tests import versions
+    from tests.support import versions
 
     return [f"versions: {versions.line()}"]

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tests.servers import standalone
+from tests.support.servers import standalone
 
 SECRET_KEY = "cache-sessions-tests"
 USE_TZ = True

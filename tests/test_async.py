@@ -15,12 +15,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, override_settings
 from django.urls import path
 
-from cache_sessions import aio, facts, user_index
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
-from tests.configs import HASH, STRING, _config
-from tests.faults import FaultProxy
-from tests.redis_stats import sent_by_clients
+from cache_sessions.storage import index as user_index
+from cache_sessions.testing import RedisServer
+from cache_sessions.topology import async_clients as aio
+from cache_sessions.topology import server_facts as facts
+from tests.support.configs import HASH, STRING, _config
+from tests.support.faults import FaultProxy
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -270,8 +272,8 @@ async def test_a_last_seen_refresh_under_asgi_is_saved_natively(mode):
 
 
 def test_native_async_on_a_unix_socket():
-    from cache_sessions import aio
-    from tests.servers import unix_socket
+    from cache_sessions.topology import async_clients as aio
+    from tests.support.servers import unix_socket
 
     server = unix_socket()
     config = {**_config(0), "LOCATION": f"{server.url}?db=3"}

@@ -1,5 +1,5 @@
 """cache_sessions' session pages and admin in a real browser: headless Chromium, driven by
-playwright, on the example site run as ``make demo`` runs it (``tests/screenshots.py``).
+playwright, on the example site run as ``make demo`` runs it (``tools/screenshots.py``).
 
 Each browser context is a device with its own cookies: one ends another's session, and the
 other's next page is the login form. Skipped, saying why, without Debian's ``chromium``
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.screenshots import CHROMIUM_FLAGS, OTHER_DEVICE, demo_site
+from tools.screenshots import CHROMIUM_FLAGS, OTHER_DEVICE, demo_site
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page

@@ -13,8 +13,8 @@ from django.test import override_settings
 from django.utils.crypto import get_random_string
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.codec import Codec
-from tests.configs import HASH, STRING, _config
+from cache_sessions.format.codec import Codec
+from tests.support.configs import HASH, STRING, _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -198,7 +198,7 @@ def test_a_sweep_never_touches_data_outside_the_session_namespace(hash_alias):
 
 
 def test_sample_buckets_are_deduplicated_and_filtered(hash_alias):
-    from cache_sessions.sweep import sample_buckets
+    from cache_sessions.storage.sweep import sample_buckets
 
     populate(live=1, expired=0)
     storage = SessionStore()._storage
@@ -209,8 +209,8 @@ def test_sample_buckets_are_deduplicated_and_filtered(hash_alias):
 
 
 def test_clear_expired_reports_an_outage_as_unavailable():
-    from cache_sessions.embedded import free_port
     from cache_sessions.errors import SessionStoreUnavailable
+    from cache_sessions.testing import free_port
 
     dead = {**_config(15), "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
     with override_settings(CACHES={"default": LOCMEM, "sessions": dead}), pytest.raises(SessionStoreUnavailable):

@@ -1,6 +1,6 @@
 """Redis Cluster (3 primaries): configuration, the cache API, sessions per node,
 sweeps and checks over every primary. The Django session contract runs here too,
-from ``tests/configs.py`` (``*-cluster`` configurations); failover is in
+from ``tests/support/configs.py`` (``*-cluster`` configurations); failover is in
 ``test_cluster_failover.py``."""
 
 from __future__ import annotations
@@ -28,16 +28,16 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 
-from cache_sessions import facts
 from cache_sessions.backend import SessionStore
 from cache_sessions.cluster import ClusterConnectionFactory, ClusterRedis, close_all
-from cache_sessions.codec import Codec
-from cache_sessions.embedded import free_port
 from cache_sessions.errors import SessionStoreUnavailable
-from cache_sessions.sweep import sample_buckets
-from tests.clusters import contract_cluster
-from tests.configs import _cluster_config
-from tests.redis_stats import sent_by_clients
+from cache_sessions.format.codec import Codec
+from cache_sessions.storage.sweep import sample_buckets
+from cache_sessions.testing import free_port
+from cache_sessions.topology import server_facts as facts
+from tests.support.clusters import contract_cluster
+from tests.support.configs import _cluster_config
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

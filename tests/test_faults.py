@@ -11,8 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from cache_sessions.embedded import RedisServer
-from tests.faults import FaultProxy, request_args, resp_end, split_messages
+from cache_sessions.testing import RedisServer
+from tests.support.faults import FaultProxy, request_args, resp_end, split_messages
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from django.core.cache import caches
 from django.test import override_settings
 from django.utils.crypto import get_random_string
 
-from cache_sessions import buckets
 from cache_sessions.backend import SessionStore
-from cache_sessions.buckets import bucket_number, digest
-from cache_sessions.codec import Codec
-from tests.configs import HASH, _config
-from tests.redis_stats import sent_by_clients
+from cache_sessions.format.codec import Codec
+from cache_sessions.storage import buckets
+from cache_sessions.storage.buckets import bucket_number, digest
+from tests.support.configs import HASH, _config
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -5,7 +5,7 @@ Values follow ``cache_sessions/codec.py``: a header byte (format << 4 |
 has-expiry 0x08 | codec: 1 snappy, 2 zlib), an optional 4-byte expiry, then the
 compressed msgpack payload. Each is built in a few MB, without ever holding
 its decompressed size, and loaded in a subprocess under a memory cap
-(``tests/measured_load.py``).
+(``tests/support/measured_load.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import snappy
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
-from tests.fault_servers import sessions_on
+from cache_sessions.testing import RedisServer
+from tests.support.fault_servers import sessions_on
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -126,7 +126,7 @@ def plant(server: RedisServer, use_hash: bool, value: bytes) -> str:
 def measured_load(server: RedisServer, use_hash: bool, key: str) -> dict:
     spec = {"location": server.url, "use_hash": use_hash, "key": key, "headroom": HEADROOM}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.measured_load", json.dumps(spec)],
+        [sys.executable, "-m", "tests.support.measured_load", json.dumps(spec)],
         cwd=Path(__file__).parent.parent,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from django.core.management.base import SystemCheckError
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
 
+from cache_sessions.checks.middleware import check_session_middleware
 from cache_sessions.middleware import SessionMiddleware as CacheSessionMiddleware
-from cache_sessions.middleware_checks import check_session_middleware
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from cache_sessions.client import sessions_for
-from tests.migration_site import (  # noqa: F401  (fixtures)
+from cache_sessions.storage.registry import sessions_for
+from tests.support.migration_site import (  # noqa: F401  (fixtures)
     BULK_CASES,
     CASES,
     DJANGO,

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
-from cache_sessions import checks
-from cache_sessions.client import sessions_for
+from cache_sessions.checks import options as checks
 from cache_sessions.keys import is_valid_session_key
-from tests.migration_site import (  # noqa: F401  (fixtures)
+from cache_sessions.storage.registry import sessions_for
+from tests.support.migration_site import (  # noqa: F401  (fixtures)
     CASES,
     DJANGO,
     alias,
@@ -29,7 +29,7 @@ from tests.migration_site import (  # noqa: F401  (fixtures)
     url,
     user_fixture,
 )
-from tests.redis_stats import CountingConnection, sent_by_clients
+from tests.support.redis_stats import CountingConnection, sent_by_clients
 
 pytestmark = pytest.mark.django_db
 

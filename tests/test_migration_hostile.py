@@ -13,8 +13,8 @@ import time
 import pytest
 from django.test import override_settings
 
-from tests import hostile_pickles as bombs
-from tests.migration_site import alias, caches, in_ours, raw, server, site_fixture, user_fixture  # noqa: F401
+from tests.support import hostile_pickles as bombs
+from tests.support.migration_site import alias, caches, in_ours, raw, server, site_fixture, user_fixture  # noqa: F401
 from tests.test_migration_redisession import HEX_KEY, browser, login_session, switched, write
 
 pytestmark = pytest.mark.django_db

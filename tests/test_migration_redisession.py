@@ -22,10 +22,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
 
-from cache_sessions.client import sessions_for
-from cache_sessions.redisession import unpickle
-from cache_sessions.sources import Unreadable
-from tests.migration_site import alias, caches, in_ours, raw, server, site_fixture, user_fixture  # noqa: F401  (fixtures)
+from cache_sessions.migration.base import Unreadable
+from cache_sessions.migration.redisession import unpickle
+from cache_sessions.storage.registry import sessions_for
+from tests.support.migration_site import alias, caches, in_ours, raw, server, site_fixture, user_fixture  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -175,7 +175,7 @@ def test_a_pickle_that_would_run_code_is_not_read(user, caplog):
 
 def test_a_key_its_generator_cannot_take_never_reaches_redis(user):
     """The old engine skipped keys its generator failed on; so does the fallback (no round trip)."""
-    from tests.redis_stats import sent_by_clients
+    from tests.support.redis_stats import sent_by_clients
 
     with switched(), sent_by_clients() as sent:
         from cache_sessions.backend import SessionStore

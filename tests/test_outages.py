@@ -14,8 +14,8 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
-from tests.fault_servers import (
+from cache_sessions.testing import RedisServer
+from tests.support.fault_servers import (
     crash,
     durable_server,
     error_kinds,
@@ -26,8 +26,8 @@ from tests.fault_servers import (
     sessions_on,
     wait_for,
 )
-from tests.faults import FaultProxy
-from tests.servers import RECOMMENDED
+from tests.support.faults import FaultProxy
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -2,7 +2,7 @@
 cache keys on three real servers, a server added under live sessions (measured), reports
 per server, and the checks of LOCATION and WEIGHTS.
 
-The session contract runs on the partitioned configurations of ``tests/configs.py``."""
+The session contract runs on the partitioned configurations of ``tests/support/configs.py``."""
 
 from __future__ import annotations
 
@@ -19,14 +19,15 @@ from django.test import override_settings
 from redis import Redis
 
 import cache_sessions
-from cache_sessions import hrw, partition
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.partitioned import CrossServerKeys, PartitionedClient
-from tests import partitions
-from tests.configs import CONFIGS, HASH, STRING, _config
-from tests.redis_stats import sent_by_clients
-from tests.servers import RECOMMENDED, unix_socket
+from cache_sessions.testing import RedisServer
+from cache_sessions.topology import hrw
+from cache_sessions.topology import weights as partition
+from tests.support import partitions
+from tests.support.configs import CONFIGS, HASH, STRING, _config
+from tests.support.redis_stats import sent_by_clients
+from tests.support.servers import RECOMMENDED, unix_socket
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -289,7 +290,7 @@ def test_cleanuprs_and_stats_cover_and_name_every_server():
 
 
 def check_messages(config) -> list[tuple[str, str]]:
-    from cache_sessions.topology_checks import check_weights
+    from cache_sessions.checks.topology import check_weights
 
     with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
         return [(message.id, message.msg) for message in check_weights()]
@@ -336,7 +337,7 @@ def test_weights_choose_the_partitioned_client_and_the_registry_knows_them():
     with override_settings(CACHES={"default": LOCMEM, "sessions": partitioned([1, 2, 1])}):
         assert isinstance(caches["sessions"].client, PartitionedClient)
     with override_settings(CACHES={"sessions": partitioned([1, 2, 1])}):
-        from cache_sessions.checks import check_options
+        from cache_sessions.checks.options import check_options
 
         assert check_options() == []  # WEIGHTS is not an unknown option (W004)
 

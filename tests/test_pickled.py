@@ -8,8 +8,8 @@ import pickle
 
 import pytest
 
-from cache_sessions.pickled import loads
-from cache_sessions.sources import Unreadable
+from cache_sessions.migration.base import Unreadable
+from cache_sessions.migration.pickled import loads
 
 UTC = datetime.UTC
 SHARED = [1, 2]

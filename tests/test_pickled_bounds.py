@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cache_sessions import pickled
-from cache_sessions.pickle_machine import LIMITS, Limits, Machine
-from cache_sessions.pickled import _run
-from cache_sessions.redisession import unpickle
-from cache_sessions.sources import Unreadable
-from tests import hostile_pickles as bombs
+from cache_sessions.migration import pickled
+from cache_sessions.migration.base import Unreadable
+from cache_sessions.migration.pickle_machine import LIMITS, Limits, Machine
+from cache_sessions.migration.pickled import _run
+from cache_sessions.migration.redisession import unpickle
+from tests.support import hostile_pickles as bombs
 
 MAX_SECONDS, MAX_PEAK_MB = 5.0, 200
 PLAIN_TYPES = (type(None), bool, int, float, str, bytes, decimal.Decimal, datetime.timezone)

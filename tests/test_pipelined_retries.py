@@ -26,9 +26,9 @@ from redis.connection import Connection
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
-from tests.redis_stats import _command_names
+from cache_sessions.testing import RedisServer
+from tests.support.redis_stats import _command_names
 
 pytestmark = pytest.mark.django_db
 

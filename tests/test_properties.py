@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.msgpack import Ext
 
-from cache_sessions.codec import _ENCODER, Codec, UnencodableSession, _pack, _packb
-from cache_sessions.compact import KEY_TABLE, VALUE_TABLE, compact
+from cache_sessions.errors import UnencodableSession
+from cache_sessions.format.codec import _ENCODER, Codec, _pack, _packb
+from cache_sessions.format.compact import KEY_TABLE, VALUE_TABLE, compact
 
 UTC = datetime.UTC
 

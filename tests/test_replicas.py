@@ -16,12 +16,12 @@ from django.test import override_settings
 from redis import Redis
 
 from cache_sessions.backend import SessionStore
-from cache_sessions.conf import SessionOptions
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
-from tests.configs import _config
-from tests.fault_servers import durable_server, in_sync, replica_of
-from tests.redis_stats import sent_by_clients
+from cache_sessions.storage.options import SessionOptions
+from cache_sessions.testing import RedisServer
+from tests.support.configs import _config
+from tests.support.fault_servers import durable_server, in_sync, replica_of
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -166,7 +166,7 @@ def test_off_by_default_and_rounded_to_whole_milliseconds():
 
 
 def test_refused_on_a_cluster_until_it_is_supported():
-    from tests.configs import _cluster_config
+    from tests.support.configs import _cluster_config
 
     cluster = override_settings(CACHES={"default": LOCMEM, "sessions": _cluster_config(MIN_REPLICAS_ACK=1)})
     with cluster, pytest.raises(ImproperlyConfigured, match="min-replicas-to-write"):

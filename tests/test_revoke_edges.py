@@ -20,13 +20,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
-from cache_sessions import user_index, users
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from cache_sessions.buckets import MAX_EXPIRY
 from cache_sessions.errors import UserSessionsOff
-from tests.configs import HASH, STRING, _config
-from tests.partitions import raw
-from tests.redis_stats import sent_by_clients
+from cache_sessions.storage import index as user_index
+from cache_sessions.storage.buckets import MAX_EXPIRY
+from tests.support.configs import HASH, STRING, _config
+from tests.support.partitions import raw
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db
 

@@ -22,8 +22,8 @@ from django.urls import path
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from tests.configs import CONFIGS, HASH, STRING, _config
-from tests.partitions import raw
+from tests.support.configs import CONFIGS, HASH, STRING, _config
+from tests.support.partitions import raw
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,7 @@ urlpatterns = [
     path("others", log_out_others),
 ]
 
-# Both modes on one server, and on every other topology of tests/configs.py.
+# Both modes on one server, and on every other topology of tests/support/configs.py.
 TOPOLOGIES = {
     "string": _config(13, **STRING),
     "hash": _config(14, **HASH),

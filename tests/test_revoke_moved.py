@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from tests.migration_site import (  # noqa: F401  (fixtures)
+from tests.support.migration_site import (  # noqa: F401  (fixtures)
     BULK_CASES,
     CASES,
     logged_in,

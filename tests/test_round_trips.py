@@ -9,10 +9,10 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.cache import caches
 from django.test import override_settings
 
-from cache_sessions import facts
-from tests.configs import _config
-from tests.redis_stats import sent_by_clients
-from tests.servers import standalone
+from cache_sessions.topology import server_facts as facts
+from tests.support.configs import _config
+from tests.support.redis_stats import sent_by_clients
+from tests.support.servers import standalone
 
 pytestmark = pytest.mark.django_db(databases=[])
 

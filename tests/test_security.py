@@ -10,11 +10,11 @@ from django.core.management import call_command
 from django.utils.crypto import get_random_string
 from redis import Redis
 
-from cache_sessions import buckets
 from cache_sessions.backend import SessionStore
-from cache_sessions.codec import Codec
-from cache_sessions.embedded import RedisServer
-from tests.fault_servers import (
+from cache_sessions.format.codec import Codec
+from cache_sessions.storage import buckets
+from cache_sessions.testing import RedisServer
+from tests.support.fault_servers import (
     TLSRedisServer,
     acl_commands,
     add_acl_user,
@@ -25,7 +25,7 @@ from tests.fault_servers import (
     sessions_on,
     tls_available,
 )
-from tests.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -176,7 +176,7 @@ def test_tls_native_async(tls_server, use_hash):
     """The asyncio path mirrors the alias's TLS settings (an SSLConnection, the same CA)."""
     import asyncio
 
-    from cache_sessions import aio
+    from cache_sessions.topology import async_clients as aio
 
     ca = tls_server.certs["ca"]
     with sessions_on(f"{tls_server.url}/2", use_hash=use_hash, CONNECTION_POOL_KWARGS={"ssl_ca_certs": str(ca)}):

@@ -2,7 +2,7 @@
 closing a connection in use), READONLY after a demotion, and primary discovery.
 
 Real failovers during save loops are in ``test_sentinel_failover.py``; the session
-contract runs on the Sentinel configurations of ``tests/configs.py``."""
+contract runs on the Sentinel configurations of ``tests/support/configs.py``."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cache_sessions import follower as followers
 from cache_sessions.backend import SessionStore
 from cache_sessions.cache import RedisCache
 from cache_sessions.sentinel import FollowingPool, NewestSentinel, SentinelSessionClient
-from tests import sentinels
+from cache_sessions.topology import follower as followers
+from tests.support import sentinels
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -58,7 +58,7 @@ def test_sentinels_and_a_service_url_are_all_it_takes(group):
 
 
 def test_a_session_alias_on_sentinel_without_the_follower_is_warned_about(group):
-    from cache_sessions.topology_checks import check_sentinel_follows_failovers
+    from cache_sessions.checks.topology import check_sentinel_follows_failovers
 
     # Each on a DB of its own: django-redis keeps one pool per URL, made by whichever alias connects first.
     stock = alias(group, 7, True, **STOCK)

@@ -1,4 +1,4 @@
-"""Real failovers of a 1 primary + 2 replicas + 3 sentinels group (``tests/sentinels.py``)
+"""Real failovers of a 1 primary + 2 replicas + 3 sentinels group (``tests/support/sentinels.py``)
 during save loops, both modes at once: nothing acknowledged is lost, whichever sentinel
 leads the failover.
 
@@ -16,11 +16,11 @@ from django.core.cache import caches
 from django.test import override_settings
 from redis import Redis
 
-from cache_sessions import follower as followers
 from cache_sessions.sentinel import NewestSentinel
-from tests import sentinels
-from tests.failover import SaveLoop
-from tests.fault_servers import crash, wait_for
+from cache_sessions.topology import follower as followers
+from tests.support import sentinels
+from tests.support.failover import SaveLoop
+from tests.support.fault_servers import crash, wait_for
 
 pytestmark = pytest.mark.django_db(databases=[])
 

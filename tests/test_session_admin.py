@@ -24,10 +24,11 @@ from django.test import Client, override_settings
 from django.urls import path
 from redis import Redis
 
-from cache_sessions import user_checks, users
+from cache_sessions import users
 from cache_sessions.admin import UserSessionsAdminMixin, patch_user_admin
-from tests.configs import HASH, _config
-from tests.partitions import raw
+from cache_sessions.checks import users as user_checks
+from tests.support.configs import HASH, _config
+from tests.support.partitions import raw
 from tests.test_session_views import MIDDLEWARE, device, revoked, who
 from tests.test_users import INDEXED, IPHONE, LOCMEM, log_in, whoami
 

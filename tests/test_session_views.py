@@ -16,10 +16,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
-from cache_sessions import display, signals, user_checks, users, views
-from tests.configs import HASH, STRING, _config
-from tests.partitions import raw
-from tests.redis_stats import sent_by_clients
+from cache_sessions import signals, users, views
+from cache_sessions.checks import users as user_checks
+from cache_sessions.engine import display
+from tests.support.configs import HASH, STRING, _config
+from tests.support.partitions import raw
+from tests.support.redis_stats import sent_by_clients
 from tests.test_users import FIREFOX, INDEXED, IPHONE, LOCMEM, alog_in, log_in, whoami
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import Client, override_settings
 from django.urls import path
 
-from cache_sessions.embedded import RedisServer
 from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.testing import RedisServer
 
 pytestmark = pytest.mark.django_db(databases=[])
 

@@ -32,11 +32,12 @@ from redis.cluster import REDIS_ALLOWED_KEYS, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from cache_sessions import aio, errors
-from cache_sessions.embedded import RedisServer, free_port
-from tests import sentinels
-from tests.clusters import Cluster, contract_cluster
-from tests.servers import standalone
+from cache_sessions import errors
+from cache_sessions.testing import RedisServer, free_port
+from cache_sessions.topology import async_clients as aio
+from tests.support import sentinels
+from tests.support.clusters import Cluster, contract_cluster
+from tests.support.servers import standalone
 
 
 class Recording(AbstractBackoff):

@@ -17,11 +17,13 @@ import pytest
 import redis
 from django.test import override_settings
 
-from cache_sessions import index_lua, user_index, users
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from cache_sessions.embedded import RedisServer
-from cache_sessions.user_meta import MAX_ADDRESS, MAX_USER_AGENT
-from tests.servers import RECOMMENDED
+from cache_sessions.storage import index as user_index
+from cache_sessions.storage import index_lua
+from cache_sessions.storage.index_meta import MAX_ADDRESS, MAX_USER_AGENT
+from cache_sessions.testing import RedisServer
+from tests.support.servers import RECOMMENDED
 
 CEILING_US = 5000  # Redis time of one script call, in microseconds
 USER = "42"
@@ -150,7 +152,7 @@ def test_every_index_script_stays_within_milliseconds_on_the_largest_run(site):
     storage.execute(entry.remove_call(sids, limit))
     assert run() == {}
     fill(int(time.time()) - 1)
-    from cache_sessions.sweep import sweep
+    from cache_sessions.storage.sweep import sweep
 
     assert sweep(storage, [entry.bucket]).expired == 2 * cap
     times = script_times(site)

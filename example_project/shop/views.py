@@ -17,7 +17,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cache_sessions.codec import CorruptSession, read_header
+from cache_sessions.errors import CorruptSession
+from cache_sessions.format.codec import read_header
 
 from . import redis_info
 

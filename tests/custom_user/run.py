@@ -14,8 +14,9 @@ from django.contrib.admin.models import LogEntry  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from cache_sessions import user_checks, users  # noqa: E402
+from cache_sessions import users  # noqa: E402
 from cache_sessions.admin import UserSessionsAdminMixin  # noqa: E402
+from cache_sessions.checks import users as user_checks  # noqa: E402
 from tests.custom_user.admin import AccountAdmin  # noqa: E402
 from tests.custom_user.models import Account  # noqa: E402
 

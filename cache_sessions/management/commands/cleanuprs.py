@@ -11,9 +11,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cache_sessions.buckets import HashSessions
-from cache_sessions.client import sessions_for
-from cache_sessions.sweep import (
+from cache_sessions.storage.buckets import HashStorage
+from cache_sessions.storage.registry import sessions_for
+from cache_sessions.storage.sweep import (
     BucketStats,
     SweepReport,
     all_buckets,
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             sessions = sessions_for(alias)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-        if not isinstance(sessions, HashSessions) and not sessions.options.user_sessions:
+        if not isinstance(sessions, HashStorage) and not sessions.options.user_sessions:
             self.stdout.write(
                 f"CACHES[{alias!r}] stores sessions as strings (USE_HASH=False): "
                 "Redis expires them itself, nothing to sweep."
@@ -81,7 +81,7 @@ class Command(BaseCommand):
         servers = sessions.servers()
         several = len(servers) > 1
         if options["stats"]:
-            if not isinstance(sessions, HashSessions):
+            if not isinstance(sessions, HashStorage):
                 raise CommandError("--stats reports on hash mode's buckets; this alias uses string mode.")
             total = BucketStats()
             for redis in servers:

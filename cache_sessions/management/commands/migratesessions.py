@@ -9,11 +9,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cache_sessions.client import sessions_for
-from cache_sessions.conf import OUR_ENGINE, MigrateFrom
 from cache_sessions.errors import SessionStoreError
-from cache_sessions.migration import CopyReport, copy_all
-from cache_sessions.sources import BulkUnsupported, build_source
+from cache_sessions.migration.base import BulkUnsupported
+from cache_sessions.migration.copy import CopyReport, copy_all
+from cache_sessions.migration.registry import build_source
+from cache_sessions.storage.options import OUR_ENGINE, MigrateFrom
+from cache_sessions.storage.registry import sessions_for
 
 
 class Command(BaseCommand):

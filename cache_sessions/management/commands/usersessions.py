@@ -12,10 +12,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cache_sessions import users
-from cache_sessions.backfill import BackfillReport, backfill, parse_cursor
-from cache_sessions.client import sessions_for
 from cache_sessions.errors import SessionStoreError, UserSessionsOff
 from cache_sessions.signals import COMMAND, revoking
+from cache_sessions.storage.backfill import BackfillReport, backfill, parse_cursor
+from cache_sessions.storage.registry import sessions_for
 
 
 class Command(BaseCommand):

@@ -1,0 +1,165 @@
+"""Session storage: what both storage modes share, and the contract each fills in.
+
+A storage mode turns an operation into a ``Call`` (``calls.py``): one command
+(often an EVALSHA) and the function that reads its reply. ``Storage`` sends
+it with the executor it inherits (``executor.py``: sync and async, errors
+translated), given the alias's topology (``topology/``: where each name lives,
+how a call is retried, what a failure means). Every operation is one round trip.
+
+``strings.StringStorage`` keeps each session under a key of its own and lets
+Redis expire it; ``buckets.HashStorage`` keeps sessions as fields of bucket
+hashes. Both talk to Redis through the django-redis client of the alias
+(``client.get_client()``), so they share its connection pool, on our
+``SessionClient`` and on django-redis's stock clients alike. ``registry.py``
+builds the storage of an alias; ``sweep.py`` removes expired sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import keys
+from ..errors import CorruptSession
+from .calls import Call
+from .executor import Executor
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.core.cache.backends.base import BaseCache
+    from redis import Redis
+
+    from ..topology.base import Topology
+    from .options import SessionOptions
+
+suspicious = logging.getLogger("django.security.SuspiciousSession")
+
+
+class Storage(Executor):
+    """What both storage modes share: the options, the codec, the namespace; from
+    ``Executor``, how calls are sent; and, from the topology, where names live."""
+
+    def __init__(
+        self, client: Any, backend: BaseCache, options: SessionOptions, topology: Topology, namespace: str = "s"
+    ) -> None:
+        super().__init__(topology, options.acks)
+        self.client = client  # the alias's django-redis client
+        self.options = options
+        self.codec = options.codec
+        self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
+
+    def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
+        """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
+        name = generator(session_key)
+        if isinstance(name, str):
+            name = name.encode()
+        if not isinstance(name, bytes) or not name:
+            raise TypeError(f"{generator!r} returned {name!r}: it must return non-empty bytes or str")
+        return name
+
+    # Where names live: the topology's answers, for what walks the servers.
+
+    def redis(self) -> Redis:
+        return self.topology.redis()
+
+    def redis_for(self, name: bytes) -> Redis:
+        return self.topology.redis_for(name)
+
+    def servers(self) -> list[Redis]:
+        return self.topology.servers()
+
+    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
+        return self.topology.by_server(names)
+
+    def aredis(self, sync_redis: Redis) -> Any:
+        return self.topology.aredis(sync_redis)
+
+    async def aprepare(self) -> None:
+        """Learn, without blocking the loop, the server facts a call builder needs."""
+
+    # The contract of a storage mode: each operation is one Call, sent by either executor.
+
+    def load(self, session_key: str) -> dict[str, Any] | None:
+        return self.execute(self.load_call(session_key))
+
+    def exists(self, session_key: str) -> bool:
+        return self.execute(self.exists_call(session_key))
+
+    def create(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        """Store a new session; ``False`` if a live one has the key."""
+        return self.execute(self.create_call(session_key, session, ttl))
+
+    def update(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        """Overwrite a live session; ``False`` if it is missing or expired (never resurrects)."""
+        return self.execute(self.update_call(session_key, session, ttl))
+
+    def delete(self, session_key: str) -> None:
+        self.execute(self.delete_call(session_key))
+
+    async def aload(self, session_key: str) -> dict[str, Any] | None:
+        return await self.aexecute(self.load_call(session_key))
+
+    async def aexists(self, session_key: str) -> bool:
+        return await self.aexecute(self.exists_call(session_key))
+
+    async def acreate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        await self.aprepare()
+        return await self.aexecute(self.create_call(session_key, session, ttl))
+
+    async def aupdate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
+        await self.aprepare()
+        return await self.aexecute(self.update_call(session_key, session, ttl))
+
+    async def adelete(self, session_key: str) -> None:
+        await self.aexecute(self.delete_call(session_key))
+
+    def load_call(self, session_key: str) -> Call[dict[str, Any] | None]:
+        raise NotImplementedError
+
+    def exists_call(self, session_key: str) -> Call[bool]:
+        raise NotImplementedError
+
+    def create_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        raise NotImplementedError
+
+    def update_call(self, session_key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
+        raise NotImplementedError
+
+    def delete_call(self, session_key: str) -> Call[bool]:
+        """Delete a session; the reply: whether it was there."""
+        return self.delete_place_call(self.place(session_key))
+
+    # A session's place: the Redis names that find it without its key (the index of a
+    # user's sessions keeps places, never keys: see ``index.py``).
+
+    def place(self, session_key: str) -> tuple[bytes, ...]:
+        raise NotImplementedError
+
+    def alive_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        raise NotImplementedError
+
+    def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
+        raise NotImplementedError
+
+    def describe(self, session_key: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def locate(self, session_key: str) -> tuple[bytes, ...]:
+        """The Redis names a session key maps to."""
+        raise NotImplementedError
+
+    def decode(self, data: bytes | None) -> dict[str, Any] | None:
+        """The session in stored bytes; None when missing, expired or unreadable."""
+        if data is None:
+            return None
+        try:
+            session, expires_at = self.codec.decode(data)
+        except CorruptSession as exc:
+            suspicious.warning("Unreadable session data in Redis (%s); starting an empty session.", exc)
+            return None
+        if expires_at is not None and expires_at <= time.time():
+            return None
+        return session

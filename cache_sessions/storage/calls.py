@@ -1,0 +1,90 @@
+"""A round trip, as the storage modes describe it: a ``Call`` (the command and how to
+read its reply), and running operations made of several (``drive``/``adrive``).
+
+Calls are data: a storage mode builds them once, and either executor sends them
+(``executor.py``: ``execute`` on redis-py, ``aexecute`` on ``redis.asyncio``).
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from .lua import Script
+
+T = TypeVar("T")
+WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slower, and one is made per round trip
+class Call(Generic[T]):
+    """One round trip: the command to send and how to read its reply (never changed once made).
+
+    ``parse`` may return another ``Call`` instead of a result: a second round trip
+    that the reply showed is needed (a hash-mode session stored under an overflow
+    key); both executors send it in turn.
+    """
+
+    args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
+    parse: Callable[[Any], T | Call[T]]
+    script: Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
+    options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
+    fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
+
+    @property
+    def route(self) -> bytes:
+        """The key that decides which server gets the call (its first key)."""
+        assert self.args is not None
+        return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def needs_ack(self) -> bool:
+        """Whether the call changes a session or record (what ``MIN_REPLICAS_ACK`` waits for)."""
+        if self.args is None:
+            return False
+        return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
+
+
+def evalsha(script: Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), parse, script)
+
+
+def answer(value: T) -> Call[T]:
+    """A call that needs no round trip."""
+    return Call(None, lambda _: value)
+
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def drive(steps: Generator[S, Any, R], execute: Callable[[S], Any]) -> R:
+    """Run an operation written as a generator of calls (each reply is sent back in)
+    with the sync executor (``Executor.execute``, or ``execute_many`` for lists)."""
+    reply = None
+    try:
+        while True:
+            reply = execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def adrive(steps: Generator[S, Any, R], execute: Callable[[S], Awaitable[Any]]) -> R:
+    """``drive`` with an async executor: the same operation, on ``redis.asyncio``."""
+    reply = None
+    try:
+        while True:
+            reply = await execute(steps.send(reply))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def pipelined(call: Call[Any]) -> tuple[Any, ...]:
+    """A call's command for a pipeline: a script goes as EVAL (a pipeline cannot answer NOSCRIPT)."""
+    assert call.args is not None
+    if call.script is None:
+        return call.args
+    return ("EVAL", call.script.source, *call.args[2:])

@@ -1,0 +1,110 @@
+"""Redis Cluster as a topology: where a name lives, and sending a call within ``OPERATION_TIMEOUT``.
+
+``redis_for`` is the cluster client itself (it routes by slot); ``servers`` and
+``by_server`` are per primary. Each session operation runs under a deadline
+(``deadline.py``): what a failover explains (a lost or refused connection, a
+timeout, ``CLUSTERDOWN``, ``TRYAGAIN``, a slot no node serves yet, no node
+reachable) is retried with the ``RETRY`` backoff until it succeeds or the
+deadline comes, then reported as ``SessionStoreUnavailable``. A failover
+shorter than the deadline is a wait, not an error; a cluster that stays down is
+an error within the deadline. The cluster client itself, and the connections
+whose waits the deadline cuts, are made in ``cluster_connections.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django_redis.exceptions import ConnectionInterrupted
+from redis import exceptions as redis_errors
+
+from .. import errors
+from . import async_clients, deadline
+from .base import Topology
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from redis import Redis
+    from redis.retry import Retry
+
+T = TypeVar("T")
+
+DEFAULT_OPERATION_TIMEOUT = 3.0  # seconds: rides out a failover with cluster-node-timeout ~1 s
+# Failures a failover explains, beyond a lost connection or a timeout (errors.is_retryable).
+_FAILOVER_ERRORS = (redis_errors.ClusterError, redis_errors.TryAgainError, redis_errors.SlotNotCoveredError)
+
+
+class ClusterUnreachable(ConnectionInterrupted, redis_errors.ConnectionError):
+    """No node of the cluster answered: django-redis's ``ConnectionInterrupted`` for the
+    cache API (``IGNORE_EXCEPTIONS`` applies), a redis-py ``ConnectionError`` for the
+    sessions (retried, then ``SessionStoreUnavailable``)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.connection = None
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's cluster client finding no node to ask (a
+    ``RedisClusterException``, not a ``RedisError``, whatever the version calls it)."""
+    if not isinstance(exc, redis_errors.RedisClusterException):
+        return False
+    unreachable_error = getattr(redis_errors, "RedisClusterUnreachableError", ())
+    return isinstance(exc, unreachable_error) or str(exc).startswith("Redis Cluster cannot be connected")
+
+
+class ClusterTopology(Topology):
+    """Redis Cluster: names routed by slot, every primary walked, operations within a deadline."""
+
+    acks_supported = False  # a cluster pipeline does not promise WAIT the write's node
+    pipelines = False  # a cluster pipeline refuses EVALSHA: one call at a time
+    deadline_supported = True
+
+    def __init__(self, client: Any, retry: Retry, operation_timeout: float | None = None) -> None:
+        super().__init__(client, retry)
+        self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
+
+    def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
+        return self.client.get_client(write=True)
+
+    def aredis(self, sync_redis: Redis) -> Any:
+        raise async_clients.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
+
+    def servers(self) -> list[Redis]:
+        cluster = self.cluster()
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
+
+    def by_server(self, names: Iterable[bytes]) -> list[tuple[Redis, list[bytes]]]:
+        cluster = self.cluster()
+        groups: dict[str, tuple[Redis, list[bytes]]] = {}
+        for name in names:
+            node = cluster.get_node_from_key(name)
+            groups.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(name)
+        return list(groups.values())
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Retried within the deadline: what a failover, or a cluster that is down, explains."""
+        return errors.is_retryable(exc) or isinstance(exc, _FAILOVER_ERRORS)
+
+    # Sending under a deadline: an operation and its follow-up calls share one.
+
+    def operation(self) -> contextlib.AbstractContextManager[None]:
+        return deadline.within(self.timeout)
+
+    def send(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
+        backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)  # RETRY's, to space the attempts
+        return deadline.retrying(partial(self._send_once, name, attempt, *args), self.is_retryable, backoff)
+
+    def _send_once(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
+        try:
+            return attempt(self.redis_for(name), *args)  # the first use of a cluster client connects
+        except redis_errors.RedisClusterException as exc:
+            if unreachable(exc):
+                raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
+            raise

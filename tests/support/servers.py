@@ -1,0 +1,20 @@
+"""The Redis servers of a test run: started once per process, on free ports."""
+
+from __future__ import annotations
+
+import functools
+
+from cache_sessions.testing import RedisServer
+
+# What README recommends for hash mode (the old name works on Redis 6.2, 7.x and Valkey 9).
+RECOMMENDED = {"hash-max-ziplist-value": "256", "hash-max-ziplist-entries": "512"}
+
+
+@functools.cache
+def standalone() -> RedisServer:
+    return RedisServer(config=RECOMMENDED).start()
+
+
+@functools.cache
+def unix_socket() -> RedisServer:
+    return RedisServer(unix_socket=True).start()
