@@ -59,9 +59,9 @@ from django.test import override_settings
 from django.utils.module_loading import import_string
 
 from cache_sessions.testing import RedisServer
-from tools.benchmarks.speed import export_revision, package_name
 from tests.support.redis_stats import sent_by_every_connection
 from tests.support.servers import RECOMMENDED
+from tools.benchmarks.speed import export_revision, package_name
 
 TTL = 1_209_600  # two weeks: Django's SESSION_COOKIE_AGE
 BUCKETS = 16_384
