@@ -84,11 +84,16 @@ class Executor:
 
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
+        if not self.topology.deadline_supported:
+            return await self._aexecute(call)
+        with self.topology.operation():
+            return await self._aexecute(call)
+
+    async def _aexecute(self, call: Call[T]) -> T:
         if call.args is None:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
-        sync_redis = self.topology.redis_for(call.route)
         try:
-            redis = self.topology.aredis(sync_redis)
+            redis = self.topology.aredis_for(call.route)
         except NotNative:
             return await sync_to_async(self.execute)(call)
         try:
@@ -97,26 +102,29 @@ class Executor:
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
-            return await self.aexecute(call.fallback())
+            return await self._aexecute(call.fallback())
         except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
-        return await self.aexecute(result) if isinstance(result, Call) else result
+        return await self._aexecute(result) if isinstance(result, Call) else result
 
     async def aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
         """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
-        results: list[Any] = [None] * len(calls)
-        for sync_redis, indexes in self._by_client(calls):
-            redis = self._apipelining(sync_redis, indexes)
-            if redis is None:
-                for index in indexes:
-                    results[index] = await self.aexecute(calls[index])
-                continue
-            with errors.translated():
-                replies = await self.topology.aretried(partial(self._asend_pipeline, redis, calls, indexes))
-            for index, result in self._parsed(calls, indexes, replies):
-                results[index] = await self.aexecute(result) if isinstance(result, Call) else result
-        return results
+        with self.topology.operation():
+            if not self.topology.pipelines:  # one at a time (Redis Cluster)
+                return [await self._aexecute(call) for call in calls]
+            results: list[Any] = [None] * len(calls)
+            for sync_redis, indexes in self._by_client(calls):
+                redis = self._apipelining(sync_redis, indexes)
+                if redis is None:
+                    for index in indexes:
+                        results[index] = await self._aexecute(calls[index])
+                    continue
+                with errors.translated():
+                    replies = await self.topology.aretried(partial(self._asend_pipeline, redis, calls, indexes))
+                for index, result in self._parsed(calls, indexes, replies):
+                    results[index] = await self._aexecute(result) if isinstance(result, Call) else result
+            return results
 
     def _apipelining(self, sync_redis: Any, indexes: list[int]) -> Any | None:
         """The asyncio client to pipeline ``indexes`` on, or None: one call at a time."""

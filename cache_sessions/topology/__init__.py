@@ -9,7 +9,8 @@ storage's executor (``base.Topology``: one server).
   ``deadline.py``: the clock an operation runs against;
 - ``partitioned.py``: several servers by weight; ``weights.py``: LOCATION and WEIGHTS;
   ``hrw.py``: weighted rendezvous hashing;
-- ``async_clients.py``: ``redis.asyncio`` clients per event loop;
+- ``async_clients.py``: ``redis.asyncio`` clients per event loop; ``async_cluster.py``: the
+  asyncio cluster client;
 - ``server_facts.py``: what the engine learns about a server, once per process.
 
 It imports ``errors`` only, of cache_sessions.

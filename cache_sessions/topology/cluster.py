@@ -9,16 +9,23 @@ deadline comes, then reported as ``SessionStoreUnavailable``. A failover
 shorter than the deadline is a wait, not an error; a cluster that stays down is
 an error within the deadline. The cluster client itself, and the connections
 whose waits the deadline cuts, are made in ``cluster_connections.py``.
+
+On asyncio the same holds: each event loop has its own ``redis.asyncio``
+cluster client for the alias (``async_cluster.py``), and its operations run
+under the same deadline, each attempt cancelled when it comes
+(``deadline.aretrying``). The nodes that sweeps walk get the one-server asyncio
+twins of their pools (``async_clients``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
+from redis.cluster import RedisCluster
 
 from .. import errors
 from . import async_clients, deadline
@@ -74,7 +81,21 @@ class ClusterTopology(Topology):
         return self.client.get_client(write=True)
 
     def aredis(self, sync_redis: Redis) -> Any:
-        raise async_clients.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
+        """The loop's asyncio cluster client for the cluster client, the asyncio twin of a
+        node's pool for a node (``servers()``)."""
+        if isinstance(sync_redis, RedisCluster):
+            return self.acluster()
+        return async_clients.client_for(sync_redis)
+
+    def aredis_for(self, name: bytes) -> Any:
+        return self.acluster()  # without making the sync cluster client (which connects at once)
+
+    def acluster(self) -> Any:
+        """The running loop's ``redis.asyncio`` cluster client of the alias."""
+        make = getattr(self.client, "async_cluster", None)
+        if make is None:
+            raise async_clients.NotNative(f"{type(self.client).__name__} makes no asyncio cluster client")
+        return async_clients.per_loop(self, make)
 
     def servers(self) -> list[Redis]:
         cluster = self.cluster()
@@ -104,6 +125,18 @@ class ClusterTopology(Topology):
     def _send_once(self, name: bytes, attempt: Callable[..., T], *args: Any) -> T:
         try:
             return attempt(self.redis_for(name), *args)  # the first use of a cluster client connects
+        except redis_errors.RedisClusterException as exc:
+            if unreachable(exc):
+                raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
+            raise
+
+    async def aretried(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)
+        return await deadline.aretrying(partial(self._asend_once, attempt), self.is_retryable, backoff)
+
+    async def _asend_once(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await attempt()  # the first use of a cluster client connects
         except redis_errors.RedisClusterException as exc:
             if unreachable(exc):
                 raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc

@@ -19,14 +19,21 @@ count of retries. It comes from a clock instead:
 
 Outside a deadline (the alias's ordinary cache calls, sweeps) nothing
 changes: the same client, connections and retries behave as redis-py's.
+
+On asyncio (``aretrying``), the same loop of attempts runs each attempt under
+``asyncio.timeout(time left)``: a cancellation cuts every wait inside it
+(connect, reply, redis-py's own sleeps), and redis-py drops a connection whose
+reply was cut off. The asyncio cluster client makes no retry of its own
+(``async_cluster.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -84,6 +91,38 @@ def retrying(attempt: Callable[[], T], is_retryable: Callable[[Exception], bool]
             time.sleep(min(backoff.compute(failures), left))
             if (remaining() or 0) <= 0:
                 raise
+
+
+async def aretrying(attempt: Callable[[], Awaitable[T]], is_retryable: Callable[[Exception], bool], backoff: Any) -> T:
+    """``retrying`` on asyncio: each attempt is cancelled when the deadline comes."""
+    failures = 0
+    while True:
+        try:
+            return await _cut_short(attempt)
+        except Exception as exc:
+            left = remaining()
+            if left is None or left <= 0 or not is_retryable(exc):
+                raise
+            failures += 1
+            if failures == 1:
+                backoff.reset()
+            await asyncio.sleep(min(backoff.compute(failures), left))
+            if (remaining() or 0) <= 0:
+                raise
+
+
+async def _cut_short(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``await attempt()``, cancelled (then ``TimeIsUp``) when the deadline comes."""
+    left = remaining()
+    if left is None:
+        return await attempt()
+    if left <= 0:
+        raise TimeIsUp("the session operation's time was up before Redis was asked")
+    try:
+        async with asyncio.timeout(left):
+            return await attempt()
+    except TimeoutError as exc:  # asyncio's (the builtin): redis-py's own is a RedisError
+        raise TimeIsUp("the session operation's time was up before Redis answered") from exc
 
 
 # The cluster client's retry policy ------------------------------------------------
