@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
+from tests.support.async_load import AsyncLoad
 from tests.support.clusters import Cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
 from tests.support.redis_stats import CountingConnection, sent_by_clients
@@ -189,53 +189,6 @@ def sessions_on(cluster: Cluster, **options: Any) -> Iterator[Any]:
     with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
         yield SessionStore()._storage.topology.cluster()
     cluster.flush()  # on the primaries of now (the sync client has not seen the failover)
-
-
-@dataclass
-class AsyncLoad:
-    """Tasks saving every session again and again (+1 each time), in one event loop."""
-
-    keys: list[str]
-    tasks: int = 20
-    acked: dict[str, tuple[int, float]] = field(default_factory=dict)  # key: (value, when acknowledged)
-    failures: list[tuple[float, float, BaseException]] = field(default_factory=list)
-    slowest: float = 0.0
-    slow: int = 0  # saves that took over a second
-
-    async def write(self, keys: list[str], stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            for key in keys:
-                if stop.is_set():
-                    return
-                started = time.monotonic()
-                try:
-                    session = SessionStore(key)
-                    value = await session.aget("n") + 1
-                    await session.aset("n", value)
-                    await session.asave()
-                except Exception as exc:  # judged by the test
-                    self.failures.append((started, time.monotonic(), exc))
-                    await asyncio.sleep(0.005)
-                    continue
-                took = time.monotonic() - started
-                self.acked[key] = max(self.acked[key], (value, time.monotonic()))
-                self.slowest = max(self.slowest, took)
-                self.slow += took > 1.0
-
-    async def run(self, event: Any, after: float) -> None:
-        """The writers around ``event()`` (run in a thread: it blocks), stopped ``after`` s later."""
-        stop = asyncio.Event()
-        writers = [asyncio.ensure_future(self.write(self.keys[n :: self.tasks], stop)) for n in range(self.tasks)]
-        try:
-            await asyncio.sleep(0.3)
-            await asyncio.to_thread(event)
-            await asyncio.sleep(after)
-        finally:
-            stop.set()
-            await asyncio.gather(*writers)
-
-    async def lost(self) -> list[str]:
-        return [key for key in self.keys if await SessionStore(key).aget("n", -1) < self.acked[key][0]]
 
 
 async def start_load(redis: Any, sessions: int = 200) -> AsyncLoad:

@@ -1,0 +1,229 @@
+"""Native asyncio on a Sentinel service (1 primary + 2 replicas + 3 sentinels,
+``tests/support/sentinels.py``): every async session operation runs on a ``redis.asyncio``
+pool of the primary in the loop's own thread (no hop), one pool per loop, closed with
+it; and under failovers the async path keeps the sync path's promises
+(``test_sentinel_failover.py``): ``SENTINEL FAILOVER`` fails and loses no save (the async
+pools pause on ``+selected-slave`` and follow ``+switch-master`` with the sync ones), a
+SIGKILL of the primary errs only with ``SessionStoreUnavailable`` for a bounded time, then
+saves resume in the same process and loop.
+
+The failover tests print their figures (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from redis import Redis
+
+from cache_sessions.backend import SessionStore
+from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.topology import async_clients as aio
+from cache_sessions.topology import follower as followers
+from tests.support import sentinels
+from tests.support.async_load import AsyncLoad
+from tests.support.failover import store_on
+from tests.support.fault_servers import crash, wait_for
+from tests.support.redis_stats import CountingSentinelConnection, sent_by_clients
+
+pytestmark = pytest.mark.django_db(databases=[])
+
+LOCMEM = sentinels.LOCMEM
+USER = {"_auth_user_id": "7", "cart": [1, 2, 3]}
+DB = 14  # this module's Redis DB on the group (django-redis keeps one pool per URL: a DB no other test uses)
+
+
+@pytest.fixture(scope="module")
+def group() -> sentinels.SentinelGroup:
+    return sentinels.group()
+
+
+def caches(group: sentinels.SentinelGroup, use_hash: bool) -> dict[str, Any]:
+    """``sessions`` on the service (counting round trips), and ``check-<port>`` on each data node."""
+    pool_kwargs = {"connection_class": CountingSentinelConnection}
+    configs = {
+        "default": LOCMEM,
+        "sessions": sentinels.alias(group, DB, use_hash, CONNECTION_POOL_KWARGS=pool_kwargs),
+    }
+    for server in group.data:
+        configs[f"check-{server.port}"] = sentinels.direct(server, DB, use_hash)
+    return configs
+
+
+def flush(group: sentinels.SentinelGroup) -> None:
+    for server in group.data:
+        if server.process is not None and group.role(server) == "master":
+            Redis(port=server.port, db=DB).flushdb()
+
+
+@pytest.fixture(params=[False, True], ids=["string", "hash"])
+def mode(request: pytest.FixtureRequest, group: sentinels.SentinelGroup) -> Iterator[bool]:
+    with override_settings(CACHES=caches(group, request.param)):
+        yield request.param
+    flush(group)
+
+
+async def stored_session(data: dict[str, Any] = USER) -> str:
+    session = SessionStore()
+    session.update(data)
+    await session.asave()
+    assert session.session_key is not None
+    return session.session_key
+
+
+@contextmanager
+def native_only() -> Iterator[Any]:
+    """Every round trip of the block leaves from this thread on an asyncio connection."""
+    with sent_by_clients() as sent:
+        yield sent
+    assert sent.round_trips > 0
+    assert sent.round_trips == sent.asyncio, f"{sent.round_trips - sent.asyncio} went through a sync connection"
+    assert sent.threads == {threading.get_ident()}, "a round trip hopped to another thread"
+
+
+async def test_each_operation_is_native_and_one_round_trip(mode):
+    key = await stored_session()
+    session_to_save = SessionStore(key)
+    await session_to_save.aset("n", 1)
+    await SessionStore().adelete("z" * 32)
+    steps = {
+        "load": lambda: SessionStore(key).aload(),
+        "exists": lambda: SessionStore().aexists(key),
+        "save": lambda: session_to_save.asave(),
+        "create": lambda: SessionStore().acreate(),
+        "delete": lambda: SessionStore().adelete(key),
+    }
+    for name, step in steps.items():
+        with native_only() as sent:
+            await step()
+        assert sent.round_trips == 1, name
+
+
+async def test_fifty_concurrent_tasks(mode):
+    async def request(n: int) -> bool:
+        key = await stored_session({**USER, "n": n})
+        session = SessionStore(key)
+        await session.aset("n", n + 1)
+        await session.asave()
+        return await SessionStore(key).aload() == {**USER, "n": n + 1}
+
+    with native_only():
+        assert await asyncio.gather(*(request(n) for n in range(50))) == [True] * 50
+
+
+def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):
+    async def round_trip() -> dict[str, Any]:
+        key = await stored_session()
+        return await SessionStore(key).aload()
+
+    with native_only():
+        assert asyncio.run(round_trip()) == USER
+        assert asyncio.run(round_trip()) == USER  # not "Event loop is closed": a pool per loop
+    assert not aio._clients  # both loops closed, their pools (and the sentinels' clients) with them
+    results, errors = [], []
+
+    def in_a_thread() -> None:
+        try:
+            results.append(asyncio.run(round_trip()))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
+    with sent_by_clients() as sent:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert results == [USER] * 4
+    assert sent.round_trips == sent.asyncio > 0
+    assert sent.threads <= {thread.ident for thread in threads}
+
+
+# Failovers under async save loops -------------------------------------------------
+
+
+async def start_load(sessions: int = 100) -> AsyncLoad:
+    keys = [await stored_session({"n": 0}) for _ in range(sessions)]
+    return AsyncLoad(keys, tasks=10, acked={key: (0, 0.0) for key in keys})
+
+
+def lost_on(server: Any, load: AsyncLoad) -> list[str]:
+    """Sessions whose last acknowledged save ``server`` (the new primary) does not hold."""
+    store = store_on(f"check-{server.port}")
+    return [key for key, (n, _) in load.acked.items() if (store(key).get("n") or -1) < n]
+
+
+@pytest.mark.parametrize("use_hash", [False, True], ids=["string", "hash"])
+def test_a_planned_failover_fails_no_async_save_and_loses_none(group, use_hash):
+    group.ready()
+    old = group.primary()
+    with override_settings(CACHES=caches(group, use_hash)):
+
+        def failover() -> None:
+            group.sentinel(0).execute_command("SENTINEL", "FAILOVER", sentinels.SERVICE)
+            wait_for(lambda: group.failed_over(old), timeout=30, what="the failover's end")
+
+        async def scenario() -> tuple[AsyncLoad, list[str], Any]:
+            load = await start_load()
+            with native_only() as sent:
+                await load.run(failover, after=1.0)
+                lost = await load.lost()
+            return load, lost, sent
+
+        load, lost, sent = asyncio.run(scenario())
+        new = group.primary()
+        lost_at_the_end = lost_on(new, load)
+    sentinels.follow(old, new)  # Sentinel would demote it ~10 s later: spare the next test the wait
+    flush(group)
+    saves = sum(n for n, _ in load.acked.values())
+    print(
+        f"\nSENTINEL FAILOVER, async ({'hash' if use_hash else 'string'}): {saves} saves, {len(load.failures)} "
+        f"failed, {len(lost)} lost, longest without a save {load.longest_gap:.2f} s"
+    )
+    assert [repr(exc) for _, _, exc in load.failures] == []
+    assert lost == [] and lost_at_the_end == []
+    assert sent.ports[new.port] > 0 and sent.ports[old.port] > 0  # written before, then after the switch
+    assert load.longest_gap < followers.PAUSE_SECONDS + 1.0
+
+
+def test_primary_killed_errs_for_a_bounded_time_then_async_saves_resume(group):
+    group.ready()
+    old = group.primary()
+    with override_settings(CACHES=caches(group, use_hash=True)):
+
+        def kill() -> None:
+            crash(old)
+            wait_for(lambda: group.primary() is not old, timeout=20, what="a replica promoted")
+            wait_for(lambda: group.role(group.primary()) == "master", timeout=20, what="the promotion")
+
+        async def scenario() -> tuple[AsyncLoad, list[str]]:
+            load = await start_load()
+            with native_only():
+                await load.run(kill, after=1.5)
+                return load, await load.lost()
+
+        try:
+            load, lost = asyncio.run(scenario())
+        finally:
+            new = group.primary()
+            sentinels.restart_as_replica(old, new)
+        lost_at_the_end = lost_on(new, load)
+    flush(group)
+    failures = [exc for _, _, exc in load.failures]
+    first, last = (load.failures[0][0], load.failures[-1][1]) if failures else (0.0, 0.0)
+    saves = sum(n for n, _ in load.acked.values())
+    print(
+        f"\nSIGKILL of the primary, async: {saves} saves, {len(failures)} failed (error window "
+        f"{last - first:.2f} s), {len(lost)} lost, longest without a save {load.longest_gap:.2f} s"
+    )
+    assert all(isinstance(exc, SessionStoreUnavailable) for exc in failures), failures[:3]
+    assert failures and last - first < 8.0  # as the sync path: until the sentinels agree and promote
+    assert lost == [] and lost_at_the_end == []
+    assert load.longest_gap < 10.0 and saves > 200  # saves went on, no restart
