@@ -227,3 +227,38 @@ def test_primary_killed_errs_for_a_bounded_time_then_async_saves_resume(group):
     assert failures and last - first < 8.0  # as the sync path: until the sentinels agree and promote
     assert lost == [] and lost_at_the_end == []
     assert load.longest_gap < 10.0 and saves > 200  # saves went on, no restart
+
+
+async def test_a_pool_left_on_a_replica_retries_on_the_primary(group):
+    """A loop's pool that missed a switch (here: pointed at a replica by hand) gets READONLY
+    for a write, asks the sentinels, and the retry writes to the primary: the save succeeds
+    and is on the primary, never on the replica."""
+    group.ready()
+    with override_settings(CACHES=caches(group, use_hash=False)):
+        key = await stored_session()
+        pool = SessionStore()._storage.aredis(SessionStore()._storage.redis()).connection_pool
+        primary, replica = group.primary(), group.replica()
+        await pool._use(("127.0.0.1", replica.port))  # as if the primary had moved there unseen
+        session = SessionStore(key)
+        await session.aset("n", 1)  # the load is served by the replica (it has the session)
+        with native_only() as sent:
+            await session.asave()
+        on_primary = store_on(f"check-{primary.port}")(key).get("n")
+    flush(group)
+    assert on_primary == 1
+    assert sent.commands["set"] == 2  # refused by the replica, then written to the primary...
+    assert sent.ports[replica.port] == 1 and sent.ports[primary.port] >= 1  # ...on a new connection
+    assert pool.master_address == ("127.0.0.1", primary.port)
+
+
+async def test_django_redis_stock_sentinel_client_is_native_too(group):
+    """django-redis's own Sentinel client and factory (no follower): the asyncio pool asks
+    the sentinels itself."""
+    configs = caches(group, use_hash=True)
+    configs["sessions"]["OPTIONS"].update(sentinels.STOCK)
+    with override_settings(CACHES=configs):
+        await stored_session()  # connected, scripts loaded
+        with native_only():
+            key = await stored_session()
+            assert await SessionStore(key).aload() == USER
+    flush(group)
