@@ -19,6 +19,7 @@ twins of their pools (``async_clients``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -76,6 +77,7 @@ class ClusterTopology(Topology):
     def __init__(self, client: Any, retry: Retry, operation_timeout: float | None = None) -> None:
         super().__init__(client, retry)
         self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
+        self._last_acluster: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
@@ -92,10 +94,16 @@ class ClusterTopology(Topology):
 
     def acluster(self) -> Any:
         """The running loop's ``redis.asyncio`` cluster client of the alias."""
+        loop = asyncio.get_running_loop()
+        last = self._last_acluster
+        if last is not None and last[0] is loop:  # the common case: no registry lookup per call
+            return last[1]
         make = getattr(self.client, "async_cluster", None)
         if make is None:
             raise async_clients.NotNative(f"{type(self.client).__name__} makes no asyncio cluster client")
-        return async_clients.per_loop(self, make)
+        client = async_clients.per_loop(self, make)
+        self._last_acluster = (loop, client)
+        return client
 
     def servers(self) -> list[Redis]:
         cluster = self.cluster()
@@ -132,12 +140,11 @@ class ClusterTopology(Topology):
 
     async def aretried(self, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)
-        return await deadline.aretrying(partial(self._asend_once, attempt), self.is_retryable, backoff)
+        return await deadline.aretrying(attempt, self.is_retryable, backoff, _judged)
 
-    async def _asend_once(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await attempt()  # the first use of a cluster client connects
-        except redis_errors.RedisClusterException as exc:
-            if unreachable(exc):
-                raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
-            raise
+
+def _judged(exc: Exception) -> Exception:
+    """``ClusterUnreachable`` for a cluster client's finding no node to ask (retried), else ``exc``."""
+    if unreachable(exc):
+        return ClusterUnreachable(f"Redis Cluster: no node answered: {exc}")
+    return exc
