@@ -272,3 +272,31 @@ def test_sigkill_of_a_primary_answers_every_async_save_within_the_bound(cluster,
     assert load.slow or failures, "no save reached the killed primary"
     # Lost at most: what the victim acknowledged in its last instant, before its replica had it.
     assert all(load.acked[key][1] > killed[0] - 1.0 for key in lost), lost
+
+
+def test_the_loops_cluster_client_has_the_alias_settings():
+    """Credentials, TLS, timeouts and the connection class reach the asyncio cluster client
+    as they reach the sync one (made here without connecting: no server needed)."""
+    from redis.asyncio.connection import SSLConnection
+
+    from cache_sessions.topology.cluster_connections import ClusterConnectionFactory
+
+    options = {
+        "PASSWORD": "s3cret",
+        "SOCKET_TIMEOUT": 0.7,
+        "SOCKET_CONNECT_TIMEOUT": 0.4,
+        "CONNECTION_POOL_KWARGS": {"ssl_ca_certs": "/path/ca.pem", "max_connections": 7},
+    }
+    factory = ClusterConnectionFactory(options)
+    tls = factory.async_cluster("rediss://user@10.0.0.1:7000,rediss://user@10.0.0.2:7001")
+    kwargs = tls.nodes_manager.connection_kwargs
+    assert (kwargs["username"], kwargs["password"]) == ("user", "s3cret")
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.7, 0.4)
+    assert kwargs["connection_class"] is SSLConnection and kwargs["ssl_ca_certs"] == "/path/ca.pem"
+    assert kwargs["max_connections"] == 7
+    assert {node.name for node in tls.nodes_manager.startup_nodes.values()} == {"10.0.0.1:7000", "10.0.0.2:7001"}
+    assert tls.retry.get_retries() == 0  # the engine's deadline retries, not redis-py
+    counting = ClusterConnectionFactory({"CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection}})
+    plain = counting.async_cluster("redis://10.0.0.1:7000")
+    assert plain.nodes_manager.connection_kwargs["connection_class"] is CountingConnection.async_connection_class
+    assert all(node.connection_class is CountingConnection.async_connection_class for node in plain.get_nodes())

@@ -262,3 +262,22 @@ async def test_django_redis_stock_sentinel_client_is_native_too(group):
             key = await stored_session()
             assert await SessionStore(key).aload() == USER
     flush(group)
+
+
+async def test_the_loops_pool_has_the_alias_settings_and_min_replicas_ack_is_native(group):
+    """The asyncio pool takes the sync pool's settings (DB, timeouts, the connection class's
+    twin); MIN_REPLICAS_ACK's WAIT goes in the write's round trip, on asyncio too."""
+    group.ready()
+    configs = caches(group, use_hash=True)
+    configs["sessions"]["OPTIONS"].update(MIN_REPLICAS_ACK=1)
+    with override_settings(CACHES=configs):
+        await stored_session()  # connected, scripts loaded
+        storage = SessionStore()._storage
+        pool = storage.aredis(storage.redis()).connection_pool
+        with native_only() as sent:
+            await stored_session()
+    flush(group)
+    assert sent.round_trips == 1 and sent.commands["wait"] == 1  # the save and its WAIT, one round trip
+    kwargs = pool.connection_kwargs
+    assert (kwargs["db"], kwargs["socket_timeout"]) == (DB, 1)  # django-redis's pool of this URL: SOCKET_TIMEOUT 1
+    assert pool.connection_class is CountingSentinelConnection.async_connection_class
