@@ -300,3 +300,45 @@ def test_the_loops_cluster_client_has_the_alias_settings():
     plain = counting.async_cluster("redis://10.0.0.1:7000")
     assert plain.nodes_manager.connection_kwargs["connection_class"] is CountingConnection.async_connection_class
     assert all(node.connection_class is CountingConnection.async_connection_class for node in plain.get_nodes())
+
+
+def test_a_hung_primary_cannot_hold_an_async_save_past_the_bound():
+    """SIGSTOP: the node accepts connections and answers nothing. Each async save of its
+    sessions (10 at once) is cancelled at the deadline and fails with SessionStoreUnavailable
+    within OPERATION_TIMEOUT; the replies it sends after SIGCONT reach no one (their
+    connections were dropped): in the same loop every session then loads its own data,
+    the value from before the hang or the one of the failed save (which the node may still
+    run once it wakes: a failure says the outcome is unknown, never that nothing was written)."""
+    from tests.test_cluster_down import BOUND, config, hung, keys_on
+    from tests.test_cluster_down import MARGIN as DOWN_MARGIN
+
+    with (
+        Cluster(primaries=3) as cluster,
+        override_settings(CACHES={"default": LOCMEM, "sessions": config(cluster, SOCKET_TIMEOUT=2)}),
+    ):
+        node = cluster.primaries[0]
+        keys = keys_on(node, 10)
+
+        async def save(key: str, n: int) -> float:
+            session = SessionStore(key)
+            session._session_cache = {"n": n}  # as if loaded before the hang
+            started = time.monotonic()
+            with pytest.raises(SessionStoreUnavailable):
+                await session.asave()
+            return time.monotonic() - started
+
+        async def scenario() -> tuple[list[float], list[Any]]:
+            for n, key in enumerate(keys):
+                session = SessionStore(key)
+                session._session_cache = {"n": n}
+                await session.asave(must_create=True)
+            with hung(node):
+                times = await asyncio.gather(*(save(key, 100 + n) for n, key in enumerate(keys)))
+            await asyncio.to_thread(cluster.wait_healthy)
+            loaded = [await SessionStore(key).aget("n") for key in keys]
+            return times, loaded
+
+        times, loaded = asyncio.run(scenario())
+    print(f"\na hung primary, async: {len(times)} saves, each a SessionStoreUnavailable in {max(times):.2f} s at most")
+    assert max(times) < BOUND + DOWN_MARGIN
+    assert all(value in (n, 100 + n) for n, value in enumerate(loaded)), loaded  # no reply went astray
