@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
@@ -281,3 +283,35 @@ async def test_the_loops_pool_has_the_alias_settings_and_min_replicas_ack_is_nat
     kwargs = pool.connection_kwargs
     assert (kwargs["db"], kwargs["socket_timeout"]) == (DB, 1)  # django-redis's pool of this URL: SOCKET_TIMEOUT 1
     assert pool.connection_class is CountingSentinelConnection.async_connection_class
+
+
+async def test_the_loops_pool_waits_out_a_pause_then_takes_the_switch(group):
+    """The follower acts on the sync pool; a loop's pool of it waits while it is paused
+    (``+selected-slave``) and connects to the primary ``+switch-master`` names, not to the
+    one it knew; an in-use connection to the old primary is reconnected when next handed out."""
+    from cache_sessions.topology.async_sentinel import PrimaryPool
+    from tests.support.servers import standalone
+    from tests.test_sentinel import private_pool
+
+    pool = private_pool(group, "async-service")
+    primary = PrimaryPool(pool)
+    await primary._use(("127.0.0.1", group.primary().port))
+    client = AsyncRedis(connection_pool=primary)
+    assert await client.ping()
+    in_use = await primary.get_connection()
+    follower = pool.follower
+    follower.handle("+selected-slave", "slave 127.0.0.1:2 127.0.0.1 2 @ async-service 127.0.0.1 1")
+    new = standalone().port
+    switch = ("+switch-master", f"async-service 127.0.0.1 {group.primary().port} 127.0.0.1 {new}")
+    threading.Timer(0.2, follower.handle, switch).start()
+    started = time.monotonic()
+    assert await client.ping()
+    waited = time.monotonic() - started
+    await primary.release(in_use)
+    again = await primary.get_connection()
+    assert 0.15 < waited < 1.0  # paused until the switch, not for the whole pause
+    assert primary.master_address == ("127.0.0.1", new)
+    assert (again.host, again.port) == ("127.0.0.1", new)  # the connection of the old primary, reconnected
+    await primary.release(again)
+    await client.aclose(close_connection_pool=True)
+    pool.disconnect()
