@@ -27,7 +27,7 @@ from cache_sessions.storage import lua
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
 from tests.support.async_load import AsyncLoad
-from tests.support.clusters import Cluster, wait_for
+from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
 from tests.support.redis_stats import CountingConnection, sent_by_clients
 from tests.test_cluster_failover import is_primary, replica_of
@@ -342,3 +342,27 @@ def test_a_hung_primary_cannot_hold_an_async_save_past_the_bound():
     print(f"\na hung primary, async: {len(times)} saves, each a SessionStoreUnavailable in {max(times):.2f} s at most")
     assert max(times) < BOUND + DOWN_MARGIN
     assert all(value in (n, 100 + n) for n, value in enumerate(loaded)), loaded  # no reply went astray
+
+
+def test_a_loop_closes_its_cluster_connections(mode):
+    """The loop's cluster client is closed with its loop: every node is back to the
+    connections it had before."""
+    admins = [contract_cluster().admin(server) for server in contract_cluster().primaries]
+
+    def connected() -> int:
+        return sum(admin.info("clients")["connected_clients"] for admin in admins)
+
+    baseline = connected()
+
+    async def work() -> int:
+        await asyncio.gather(*(stored_session() for _ in range(20)))
+        return connected()
+
+    during = asyncio.run(work())
+    deadline = time.monotonic() + 5
+    while (after := connected()) > baseline and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server notices closed sockets on its next event loop turn
+    for admin in admins:
+        admin.close()
+    assert during > baseline
+    assert after == baseline
