@@ -112,6 +112,7 @@ class PrimaryPool(async_sentinel.SentinelConnectionPool):
             return known
         if self.discovering is None:
             self.discovering = asyncio.ensure_future(self.sentinel_manager.discover_master(self.service_name))
+            self.discovering.add_done_callback(_retrieved)  # a failure nobody awaits any more is not logged
         discovering = self.discovering
         try:
             address: tuple[str, int] = await asyncio.shield(discovering)
@@ -125,6 +126,11 @@ class PrimaryPool(async_sentinel.SentinelConnectionPool):
         """After a failure: ask the sentinels again when next connecting."""
         self.master_address = None
         await self.disconnect(inuse_connections=False)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _Discovery:
