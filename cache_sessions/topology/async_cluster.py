@@ -34,7 +34,18 @@ _OURS = frozenset({"self", "kwargs", "host", "port", "url", "startup_nodes", "re
 
 class AsyncClusterRedis(RedisCluster):
     """``redis.asyncio.cluster.RedisCluster`` that loads scripts on every node it can reach
-    (``cluster_connections.ClusterRedis.script_load``, on asyncio)."""
+    (``cluster_connections.ClusterRedis.script_load``, on asyncio) and, when closed, closes
+    the connections of every node it knows or was given, whatever state it is in (older
+    redis-py closes nothing while a topology refresh is due, and forgets the startup nodes
+    that a discovery replaced)."""
+
+    given_nodes: list[ClusterNode]
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        nodes = {id(node): node for node in [*self.given_nodes, *self.nodes_manager.startup_nodes.values()]}
+        nodes.update((id(node), node) for node in self.get_nodes())
+        await asyncio.gather(*(node.disconnect() for node in nodes.values()), return_exceptions=True)
 
     async def script_load(self, script: Any) -> Any:
         nodes = self.get_nodes()
@@ -63,6 +74,7 @@ def make(urls: list[str], cluster_kwargs: dict[str, Any]) -> AsyncClusterRedis:
     nodes = [ClusterNode(parsed.hostname, parsed.port or 6379) for parsed in map(urlparse, others)]  # type: ignore[arg-type]
     cluster = AsyncClusterRedis.from_url(first, startup_nodes=nodes, retry=Retry(NoBackoff(), 0), **kwargs)
     assert isinstance(cluster, AsyncClusterRedis)
+    cluster.given_nodes = list(cluster.nodes_manager.startup_nodes.values())
     sync_class = cluster_kwargs.get("connection_class")
     if sync_class is not None:  # CONNECTION_POOL_KWARGS names one: its asyncio twin for every node
         twin = async_clients.twin_of(sync_class)
