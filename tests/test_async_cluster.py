@@ -79,8 +79,11 @@ async def test_each_operation_is_native_and_one_round_trip(mode):
         "delete": lambda: SessionStore().adelete(key),
     }
     for name, step in steps.items():
-        with native_only() as sent:
-            await step()
+        for _ in range(2):  # a cluster formed just now may still move a slot: the client then refreshes
+            with native_only() as sent:
+                await step()
+            if not sent.commands["cluster"]:
+                break
         assert sent.round_trips == 1, (name, sent)
 
 
