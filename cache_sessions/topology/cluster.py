@@ -144,7 +144,12 @@ class ClusterTopology(Topology):
 
 
 def _judged(exc: Exception) -> Exception:
-    """``ClusterUnreachable`` for a cluster client's finding no node to ask (retried), else ``exc``."""
+    """What an asyncio attempt's error means: ``ClusterUnreachable`` for the cluster client's
+    finding no node to ask; a lost connection for a connection another task closed under
+    this one's command (older redis-py then calls its vanished socket writer or reader: an
+    ``AttributeError`` on ``None``); both retried. Anything else as it is."""
     if unreachable(exc):
         return ClusterUnreachable(f"Redis Cluster: no node answered: {exc}")
+    if isinstance(exc, AttributeError) and "'NoneType' object" in str(exc):
+        return redis_errors.ConnectionError(f"Redis Cluster: the connection was closed under the command ({exc})")
     return exc
