@@ -84,7 +84,7 @@ class Executor:
 
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
-        if not self.topology.deadline_supported:
+        if not self.topology.deadline_supported:  # nothing bounds an operation: no context to enter
             return await self._aexecute(call)
         with self.topology.operation():
             return await self._aexecute(call)
@@ -102,29 +102,32 @@ class Executor:
         except ResponseError as exc:
             if call.fallback is None or "syntax error" not in str(exc):
                 raise errors.translate(exc) from exc
-            return await self._aexecute(call.fallback())
+            return await self.aexecute(call.fallback())
         except errors.REDIS_ERRORS as exc:
             raise errors.translate(exc) from exc
         result = call.parse(reply)
-        return await self._aexecute(result) if isinstance(result, Call) else result
+        return await self.aexecute(result) if isinstance(result, Call) else result
 
     async def aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
         """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
         with self.topology.operation():
-            if not self.topology.pipelines:  # one at a time (Redis Cluster)
-                return [await self._aexecute(call) for call in calls]
-            results: list[Any] = [None] * len(calls)
-            for sync_redis, indexes in self._by_client(calls):
-                redis = self._apipelining(sync_redis, indexes)
-                if redis is None:
-                    for index in indexes:
-                        results[index] = await self._aexecute(calls[index])
-                    continue
-                with errors.translated():
-                    replies = await self.topology.aretried(partial(self._asend_pipeline, redis, calls, indexes))
-                for index, result in self._parsed(calls, indexes, replies):
-                    results[index] = await self._aexecute(result) if isinstance(result, Call) else result
-            return results
+            return await self._aexecute_many(calls)
+
+    async def _aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        if not self.topology.pipelines:  # one at a time (Redis Cluster)
+            return [await self.aexecute(call) for call in calls]
+        results: list[Any] = [None] * len(calls)
+        for sync_redis, indexes in self._by_client(calls):
+            redis = self._apipelining(sync_redis, indexes)
+            if redis is None:
+                for index in indexes:
+                    results[index] = await self.aexecute(calls[index])
+                continue
+            with errors.translated():
+                replies = await self.topology.aretried(partial(self._asend_pipeline, redis, calls, indexes))
+            for index, result in self._parsed(calls, indexes, replies):
+                results[index] = await self.aexecute(result) if isinstance(result, Call) else result
+        return results
 
     def _apipelining(self, sync_redis: Any, indexes: list[int]) -> Any | None:
         """The asyncio client to pipeline ``indexes`` on, or None: one call at a time."""
