@@ -70,6 +70,10 @@ class ClusterClient(SessionClient):
         """The process's cluster client for this alias (every node; no replica choice here)."""
         return cast(RedisCluster, self.connection_factory.connect(self._startup_nodes))
 
+    def async_cluster(self) -> Any:
+        """A new ``redis.asyncio`` cluster client of this alias (``ClusterTopology`` keeps one per event loop)."""
+        return self.connection_factory.async_cluster(self._startup_nodes)
+
     def get_client_with_index(self, write: bool = True, tried: list[int] | None = None) -> tuple[RedisCluster, int]:
         return self.get_client(), 0
 

@@ -316,6 +316,48 @@ def test_a_primary_pool_turns_readonly_into_a_lost_connection():
         client.close()
 
 
+async def test_an_asyncio_sentinel_connection_connects_to_the_pools_master_address():
+    """``async_sentinel.PrimaryPool`` decides the primary in ``get_master_address``, which
+    redis-py's asyncio Sentinel connection asks as it connects, and turns a READONLY reply on a
+    primary's pool into a ``ConnectionError`` (retried, then the pool asks the sentinels)."""
+    from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+
+    class Pool(AsyncSentinelPool):
+        asked = 0
+
+        async def get_master_address(self) -> tuple[str, int]:
+            Pool.asked += 1
+            return ("127.0.0.1", self.port)
+
+    with RedisServer() as server:
+        pool = Pool("upstream", None)
+        pool.port = server.port
+        client = AsyncRedis(connection_pool=pool)
+        assert await client.ping() and Pool.asked == 1
+        Redis(port=server.port).replicaof("127.0.0.1", free_port())  # demoted: writes refused
+        with pytest.raises(redis_errors.ConnectionError) as raised:
+            await client.set("upstream:demoted", "v")
+        assert errors.is_retryable(raised.value)
+        await client.aclose(close_connection_pool=True)
+
+
+async def test_an_asyncio_cluster_client_without_retries_makes_one_attempt_and_takes_a_node_target():
+    """``async_cluster.make`` turns redis-py's retries off (``Retry(NoBackoff(), 0)``: the engine's
+    deadline retries) and ``AsyncClusterRedis.script_load`` sends to each node with ``target_nodes``."""
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    cluster = contract_cluster()
+    client = AsyncRedisCluster.from_url(cluster.urls[0], retry=AsyncRetry(NoBackoff(), 0))
+    try:
+        assert client.retry.get_retries() == 0
+        nodes = client.get_nodes() or (await client.initialize()).get_nodes()
+        for node in nodes:
+            assert await client.execute_command("PING", target_nodes=node) in (True, b"PONG", "PONG")
+        assert {node.connection_class for node in nodes} and all(hasattr(node, "connection_kwargs") for node in nodes)
+    finally:
+        await client.aclose()
+
+
 # Redis Cluster (cluster.py, facts.py) ----------------------------------------------------
 
 

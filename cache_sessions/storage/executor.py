@@ -84,11 +84,16 @@ class Executor:
 
     async def aexecute(self, call: Call[T]) -> T:
         """``execute`` on the running loop's ``redis.asyncio`` client (a thread if there is none)."""
+        if not self.topology.deadline_supported:  # nothing bounds an operation: no context to enter
+            return await self._aexecute(call)
+        with self.topology.operation():
+            return await self._aexecute(call)
+
+    async def _aexecute(self, call: Call[T]) -> T:
         if call.args is None:
             return call.parse(None)  # type: ignore[return-value]  # no reply, no follow-up
-        sync_redis = self.topology.redis_for(call.route)
         try:
-            redis = self.topology.aredis(sync_redis)
+            redis = self.topology.aredis_for(call.route)
         except NotNative:
             return await sync_to_async(self.execute)(call)
         try:
@@ -105,6 +110,12 @@ class Executor:
 
     async def aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
         """``execute_many`` on ``redis.asyncio`` (a thread if there is no asyncio twin)."""
+        with self.topology.operation():
+            return await self._aexecute_many(calls)
+
+    async def _aexecute_many(self, calls: list[Call[Any]]) -> list[Any]:
+        if not self.topology.pipelines:  # one at a time (Redis Cluster)
+            return [await self.aexecute(call) for call in calls]
         results: list[Any] = [None] * len(calls)
         for sync_redis, indexes in self._by_client(calls):
             redis = self._apipelining(sync_redis, indexes)

@@ -11,8 +11,10 @@ loop closes.
 
 A topology hands these clients to the async executor (``Topology.aredis``,
 ``storage/executor.py``), which sends on them the very ``Call``s the sync
-executor sends. A pool this module cannot mirror (Sentinel, Cluster) raises
-``NotNative``, and the executor falls back to running the sync path in a thread.
+executor sends. Redis Cluster and Sentinel keep their own asyncio clients here
+too (``per_loop``: ``async_cluster.py``, ``async_sentinel.py``). A pool nothing
+can mirror (a connection class without an asyncio twin) raises ``NotNative``,
+and the executor falls back to running the sync path in a thread.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import inspect
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from redis import connection as sync_connection
@@ -39,35 +42,43 @@ _TWINS: tuple[tuple[type[Any], type[async_connection.AbstractConnection]], ...] 
     (sync_connection.UnixDomainSocketConnection, async_connection.UnixDomainSocketConnection),
     (sync_connection.Connection, async_connection.Connection),
 )
-# Sync-only settings: a sync parser and a sync Retry must not reach asyncio connections.
-_NOT_COPIED = frozenset({"parser_class", "retry", "connection_class"})
+# Sync-only settings: a sync parser, a sync Retry and a sync on-connect hook (a cluster node's)
+# must not reach asyncio connections.
+_NOT_COPIED = frozenset({"parser_class", "retry", "connection_class", "redis_connect_func"})
 
 
 class NotNative(Exception):
-    """This client's pool has no asyncio twin here (Sentinel, Cluster): use a thread."""
+    """This client's pool has no asyncio twin here: use a thread."""
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Any, Redis]]
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Any, Any]]
 _clients = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
+def per_loop(owner: Any, make: Callable[[], Any]) -> Any:
+    """The running loop's asyncio client for ``owner`` (a sync pool, a topology: anything a
+    weak reference can point to), made by ``make()`` the first time, closed with the loop."""
+    loop = asyncio.get_running_loop()
+    clients = _clients.get(loop)
+    if clients is None:
+        with _lock:
+            clients = _clients.get(loop)
+            if clients is None:
+                clients = _clients[loop] = weakref.WeakKeyDictionary()
+                _close_with(loop)
+    client = clients.get(owner)
+    if client is None:
+        client = clients[owner] = make()
+    return client
+
+
 def client_for(sync_redis: Any) -> Redis:
     """The ``redis.asyncio`` client of the running loop for the server of ``sync_redis``."""
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.get(loop)
-    if per_loop is None:
-        with _lock:
-            per_loop = _clients.get(loop)
-            if per_loop is None:
-                per_loop = _clients[loop] = weakref.WeakKeyDictionary()
-                _close_with(loop)
     pool = getattr(sync_redis, "connection_pool", None)
     if pool is None:
         raise NotNative(f"{type(sync_redis).__name__} has no connection pool to mirror")
-    client = per_loop.get(pool)
-    if client is None:
-        client = per_loop[pool] = Redis(connection_pool=mirror(pool))
+    client: Redis = per_loop(pool, lambda: Redis(connection_pool=mirror(pool)))
     return client
 
 
@@ -75,21 +86,33 @@ def mirror(pool: Any) -> ConnectionPool:
     """An asyncio pool with the connection settings of a sync redis-py pool."""
     if not isinstance(pool, sync_connection.ConnectionPool) or isinstance(pool, SentinelConnectionPool):
         raise NotNative(f"no asyncio twin for {type(pool).__name__}")
-    sync_class = pool.connection_class
-    twin = getattr(sync_class, "async_connection_class", None)  # a hook for custom classes (tests count with it)
-    if twin is None:
-        twin = next((twin for kind, twin in _TWINS if issubclass(sync_class, kind)), None)
-    if twin is None:
-        raise NotNative(f"no asyncio twin for the connection class {sync_class.__name__}")
-    accepted = _parameters(twin)
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in accepted and k not in _NOT_COPIED}
+    twin = twin_of(pool.connection_class)
+    kwargs = twin_kwargs(pool.connection_kwargs, twin)
     return ConnectionPool(connection_class=twin, max_connections=pool.max_connections, **kwargs)
 
 
-def _parameters(connection_class: type[Any]) -> frozenset[str]:
+def twin_of(sync_class: type[Any], twins: Iterable[tuple[type[Any], type[Any]]] = ()) -> type[Any]:
+    """The asyncio connection class for a sync one: its own ``async_connection_class`` (a hook
+    for custom classes; the tests count with it), else the first of ``twins``, then of the
+    standard pairs, whose sync class it is (most specific first)."""
+    twin: type[Any] | None = getattr(sync_class, "async_connection_class", None)
+    if twin is None:
+        twin = next((twin for kind, twin in (*twins, *_TWINS) if issubclass(sync_class, kind)), None)
+    if twin is None:
+        raise NotNative(f"no asyncio twin for the connection class {sync_class.__name__}")
+    return twin
+
+
+def twin_kwargs(connection_kwargs: dict[str, Any], twin: type[Any]) -> dict[str, Any]:
+    """The settings of a sync connection that ``twin`` takes too."""
+    accepted = parameters(twin)
+    return {k: v for k, v in connection_kwargs.items() if k in accepted and k not in _NOT_COPIED}
+
+
+def parameters(callable_class: type[Any]) -> frozenset[str]:
     """Every keyword the class's ``__init__`` (and its bases') accepts."""
     names: set[str] = set()
-    for klass in connection_class.__mro__:
+    for klass in callable_class.__mro__:
         init = klass.__dict__.get("__init__")
         if init is not None:
             names.update(inspect.signature(init).parameters)
@@ -110,8 +133,15 @@ def _close_with(loop: asyncio.AbstractEventLoop) -> None:
         loop.close = close  # type: ignore[method-assign]
 
 
-async def _close_all(clients: list[Redis]) -> None:
-    await asyncio.gather(*(client.aclose(close_connection_pool=True) for client in clients), return_exceptions=True)
+async def _close_all(clients: list[Any]) -> None:
+    await asyncio.gather(*(_aclose(client) for client in clients), return_exceptions=True)
+
+
+async def _aclose(client: Any) -> None:
+    if isinstance(client, Redis):
+        await client.aclose(close_connection_pool=True)
+    else:  # a cluster client: it closes its nodes' connections
+        await client.aclose()
 
 
 def async_retry(retry: Retry) -> AsyncRetry:

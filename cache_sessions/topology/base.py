@@ -8,9 +8,9 @@ backfill) asks it for ``servers()``. It answers:
 - where: ``redis_for(name)``, the client of the server holding a Redis name;
   ``servers()``, one client per server holding sessions (every primary, every
   shard); ``by_server(names)``, names grouped by server; ``aredis(sync_redis)``,
-  the ``redis.asyncio`` twin of one of those clients in the running loop
-  (``NotNative`` where there is none yet: the executor then runs the sync path
-  in a thread);
+  the ``redis.asyncio`` twin of one of those clients in the running loop, and
+  ``aredis_for(name)``, the one of the server holding a name (``NotNative``
+  where there is none: the executor then runs the sync path in a thread);
 - what a failure means: ``is_retryable(exc)``, and ``after_failure(redis, exc)``
   before a retry;
 - how a call is sent: ``send(name, attempt, *args)`` runs ``attempt`` on the server
@@ -93,8 +93,12 @@ class Topology:
 
     def aredis(self, sync_redis: Redis) -> Any:
         """The ``redis.asyncio`` twin of a client of ``servers()``/``redis_for()`` in the running
-        loop; ``async_clients.NotNative`` where this topology has none yet."""
+        loop; ``async_clients.NotNative`` where there is none (the executor then uses a thread)."""
         return async_clients.client_for(sync_redis)
+
+    def aredis_for(self, name: bytes) -> Any:
+        """The ``redis.asyncio`` client of the running loop for the server that holds ``name``."""
+        return self.aredis(self.redis_for(name))
 
     # What a failure means ------------------------------------------------------
 

@@ -9,16 +9,24 @@ deadline comes, then reported as ``SessionStoreUnavailable``. A failover
 shorter than the deadline is a wait, not an error; a cluster that stays down is
 an error within the deadline. The cluster client itself, and the connections
 whose waits the deadline cuts, are made in ``cluster_connections.py``.
+
+On asyncio the same holds: each event loop has its own ``redis.asyncio``
+cluster client for the alias (``async_cluster.py``), and its operations run
+under the same deadline, each attempt cancelled when it comes
+(``deadline.aretrying``). The nodes that sweeps walk get the one-server asyncio
+twins of their pools (``async_clients``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
+from redis.cluster import RedisCluster
 
 from .. import errors
 from . import async_clients, deadline
@@ -69,12 +77,33 @@ class ClusterTopology(Topology):
     def __init__(self, client: Any, retry: Retry, operation_timeout: float | None = None) -> None:
         super().__init__(client, retry)
         self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
+        self._last_acluster: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
 
     def aredis(self, sync_redis: Redis) -> Any:
-        raise async_clients.NotNative("no asyncio twin of the cluster client yet: the sync path runs in a thread")
+        """The loop's asyncio cluster client for the cluster client, the asyncio twin of a
+        node's pool for a node (``servers()``)."""
+        if isinstance(sync_redis, RedisCluster):
+            return self.acluster()
+        return async_clients.client_for(sync_redis)
+
+    def aredis_for(self, name: bytes) -> Any:
+        return self.acluster()  # without making the sync cluster client (which connects at once)
+
+    def acluster(self) -> Any:
+        """The running loop's ``redis.asyncio`` cluster client of the alias."""
+        loop = asyncio.get_running_loop()
+        last = self._last_acluster
+        if last is not None and last[0] is loop:  # the common case: no registry lookup per call
+            return last[1]
+        make = getattr(self.client, "async_cluster", None)
+        if make is None:
+            raise async_clients.NotNative(f"{type(self.client).__name__} makes no asyncio cluster client")
+        client = async_clients.per_loop(self, make)
+        self._last_acluster = (loop, client)
+        return client
 
     def servers(self) -> list[Redis]:
         cluster = self.cluster()
@@ -108,3 +137,19 @@ class ClusterTopology(Topology):
             if unreachable(exc):
                 raise ClusterUnreachable(f"Redis Cluster: no node answered: {exc}") from exc
             raise
+
+    async def aretried(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        backoff = getattr(self.retry, "_backoff", errors.DEFAULT_BACKOFF)
+        return await deadline.aretrying(attempt, self.is_retryable, backoff, _judged)
+
+
+def _judged(exc: Exception) -> Exception:
+    """What an asyncio attempt's error means: ``ClusterUnreachable`` for the cluster client's
+    finding no node to ask; a lost connection for a connection another task closed under
+    this one's command (older redis-py then calls its vanished socket writer or reader: an
+    ``AttributeError`` on ``None``); both retried. Anything else as it is."""
+    if unreachable(exc):
+        return ClusterUnreachable(f"Redis Cluster: no node answered: {exc}")
+    if isinstance(exc, AttributeError) and "'NoneType' object" in str(exc):
+        return redis_errors.ConnectionError(f"Redis Cluster: the connection was closed under the command ({exc})")
+    return exc

@@ -19,7 +19,7 @@ from redis import exceptions as redis_errors
 from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
 from redis.connection import ConnectionPool
 
-from . import deadline
+from . import async_cluster, deadline
 from .cluster import ClusterUnreachable
 
 
@@ -121,6 +121,11 @@ class ClusterConnectionFactory(ConnectionFactory):
             raise ClusterUnreachable(f"Redis Cluster at {addresses} cannot be reached: {exc}") from cause
         cluster.set_retry(deadline.bounded_retry(cluster.retry))  # type: ignore[no-untyped-call, unused-ignore]
         return cluster
+
+    def async_cluster(self, url: str) -> async_cluster.AsyncClusterRedis:
+        """A new ``redis.asyncio`` cluster client for ``url`` with these settings (one per
+        event loop: ``ClusterTopology.acluster``). It connects on first use, in its loop."""
+        return async_cluster.make(startup_urls(url), self.cluster_kwargs)
 
     def disconnect(self, connection: RedisCluster) -> None:
         """Close the sockets of every node (they reopen on next use), like django-redis's pools."""

@@ -19,15 +19,21 @@ count of retries. It comes from a clock instead:
 
 Outside a deadline (the alias's ordinary cache calls, sweeps) nothing
 changes: the same client, connections and retries behave as redis-py's.
+
+On asyncio (``aretrying``), the same loop of attempts runs each attempt under
+``asyncio.timeout(time left)``: a cancellation cuts every wait inside it
+(connect, reply, redis-py's own sleeps), and redis-py drops a connection whose
+reply was cut off. The asyncio cluster client makes no retry of its own
+(``async_cluster.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
@@ -53,17 +59,23 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
+class within:  # a function to its callers; a class, because it runs on every operation
     """Run the block under a deadline ``seconds`` from now, unless one is running already."""
-    if _deadline.get() is not None:
-        yield
-        return
-    token = _deadline.set(time.monotonic() + max(0.0, seconds - RESERVE))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+
+    __slots__ = ("seconds", "token")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        if _deadline.get() is None:
+            self.token = _deadline.set(time.monotonic() + max(0.0, self.seconds - RESERVE))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            _deadline.reset(self.token)
+            self.token = None
 
 
 def retrying(attempt: Callable[[], T], is_retryable: Callable[[Exception], bool], backoff: Any) -> T:
@@ -84,6 +96,44 @@ def retrying(attempt: Callable[[], T], is_retryable: Callable[[Exception], bool]
             time.sleep(min(backoff.compute(failures), left))
             if (remaining() or 0) <= 0:
                 raise
+
+
+async def aretrying(
+    attempt: Callable[[], Awaitable[T]],
+    is_retryable: Callable[[Exception], bool],
+    backoff: Any,
+    judged: Callable[[Exception], Exception] | None = None,
+) -> T:
+    """``retrying`` on asyncio: each attempt is cancelled when the deadline comes. ``judged``
+    (if given) turns an attempt's error into the one to judge and raise (or returns it)."""
+    failures = 0
+    while True:
+        try:
+            left = remaining()
+            if left is None:
+                return await attempt()
+            if left <= 0:
+                raise TimeIsUp("the session operation's time was up before Redis was asked")
+            try:
+                async with asyncio.timeout(left):
+                    return await attempt()
+            except TimeoutError as exc:  # asyncio's (the builtin): redis-py's own is a RedisError
+                raise TimeIsUp("the session operation's time was up before Redis answered") from exc
+        except Exception as exc:
+            error = exc if judged is None else judged(exc)
+            left = remaining()
+            if left is None or left <= 0 or not is_retryable(error):
+                if error is exc:
+                    raise
+                raise error from exc
+            failures += 1
+            if failures == 1:
+                backoff.reset()
+            await asyncio.sleep(min(backoff.compute(failures), left))
+            if (remaining() or 0) <= 0:
+                if error is exc:
+                    raise
+                raise error from exc
 
 
 # The cluster client's retry policy ------------------------------------------------

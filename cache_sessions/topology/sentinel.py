@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from django_redis.pool import SentinelConnectionFactory as DjangoRedisSentinelFactory
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
-from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .. import errors
-from . import async_clients, follower
+from . import async_sentinel, discovery, follower
 from .base import Topology
+
+T = TypeVar("T")
 
 POOL = "cache_sessions.topology.sentinel.FollowingPool"
 
@@ -46,7 +49,19 @@ class SentinelTopology(Topology):
                 redis.connection_pool.get_master_address()
 
     def aredis(self, sync_redis: Any) -> Any:
-        raise async_clients.NotNative("no asyncio twin of a Sentinel pool yet: the sync path runs in a thread")
+        """The running loop's asyncio client of the primary (``async_sentinel``)."""
+        return async_sentinel.client_for(sync_redis)
+
+    async def aretried(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``Topology.aretried``; before a retry, the loop's pool asks the sentinels where the
+        primary is when it next connects (a lost connection, or READONLY: a demoted primary)."""
+        pool = self.aredis(self.redis()).connection_pool
+
+        async def forget(error: Exception) -> None:
+            await pool.forget_primary()
+
+        result: T = await self.aretry.call_with_retry(attempt, forget, self.is_retryable)
+        return result
 
 
 class NewestSentinel(Sentinel):
@@ -66,43 +81,14 @@ class NewestSentinel(Sentinel):
     """
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
-        answers: list[tuple[int, tuple[str, int]]] = []
-        failures = []
+        answers: list[tuple[Any, discovery.Answer]] = []
         for sentinel in self.sentinels:
             try:
-                state, address = _ask(sentinel, service_name)
+                pipe = discovery.queued(sentinel.pipeline(transaction=False), service_name)
+                answers.append((sentinel, pipe.execute(raise_on_error=False)))
             except (ConnectionError, TimeoutError) as exc:
-                failures.append(f"{sentinel}: {exc!r}")
-                continue
-            if state and address and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
-                ip = self._force_master_ip if self._force_master_ip is not None else address[0]
-                answers.append((int(state.get("config-epoch") or 0), (ip, address[1])))
-        if not answers:
-            raise MasterNotFoundError(f"No master found for {service_name!r}" + "".join(f"; {f}" for f in failures))
-        return newest(answers)
-
-
-def _ask(sentinel: Any, service_name: str) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
-    """``(state, address)`` of ``service_name`` from one sentinel; ``None``s if it does not know it."""
-    pipe = sentinel.pipeline(transaction=False)
-    pipe.sentinel_master(service_name)
-    pipe.sentinel_get_master_addr_by_name(service_name)
-    state, address = pipe.execute(raise_on_error=False)
-    for reply in (state, address):
-        if isinstance(reply, (ConnectionError, TimeoutError)):
-            raise reply
-    if not isinstance(state, dict) or not address or isinstance(address, Exception):
-        return None, None  # "No such master with that name"
-    host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
-    return state, (host, int(address[1]))
-
-
-def newest(answers: list[tuple[int, tuple[str, int]]]) -> tuple[str, int]:
-    """The address of the highest epoch among ``(epoch, address)`` answers; on one epoch
-    with several addresses, the one given most often (then the first given)."""
-    top = max(epoch for epoch, _ in answers)
-    addresses = [address for epoch, address in answers if epoch == top]
-    return max(addresses, key=lambda address: (addresses.count(address), -addresses.index(address)))
+                answers.append((sentinel, exc))
+        return discovery.primary(self, service_name, answers)
 
 
 class SentinelConnectionFactory(DjangoRedisSentinelFactory):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelManagedConnection
 from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.sentinel import SentinelManagedConnection
 
@@ -121,8 +122,16 @@ def sent_by_every_connection() -> Iterator[Sent]:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
 
 
+class AsyncCountingSentinelConnection(AsyncSentinelManagedConnection):
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _record(command, self.port, native_async=True)
+        await super().send_packed_command(command, check_health)
+
+
 class CountingSentinelConnection(SentinelManagedConnection):
     """For the Sentinel configurations (a Sentinel pool needs its own connection class)."""
+
+    async_connection_class = AsyncCountingSentinelConnection  # what the asyncio Sentinel pools use
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _record(command)

@@ -6,6 +6,11 @@ With ``--asgi``: uvicorn workers (2, under gunicorn) serving async views instead
 row, ``ours-hash-hop``: our engine as it was before native async (every async
 session call, and the middleware's save, hop to a worker thread).
 
+With ``--topology cluster`` (a Redis Cluster of 3 primaries with a replica each) or
+``--topology sentinel`` (1 primary, 2 replicas, 3 sentinels), ``--asgi`` only: our engine
+natively and through the hop, which is then the baseline (Django's cache engine has no
+Redis Cluster).
+
 Each round starts gunicorn once per engine (engine order rotated round by
 round), creates a logged-in-like session via /login/, then drives /read/
 (load only) and /write/ (load + save) with that session's cookie for S seconds
@@ -33,6 +38,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import django
 import django_redis
@@ -44,6 +50,7 @@ from cache_sessions.testing import RedisServer, free_port, stop_process
 
 WSGI_ENGINES = ("ours-hash", "ours-string", "django-cache")  # as in server_site (importing it configures Django)
 ASGI_ENGINES = ("ours-hash", "ours-string", "ours-hash-hop", "django-cache")
+TOPOLOGY_ENGINES = ("ours-hash", "ours-string", "ours-hash-hop")  # --topology cluster|sentinel (ASGI)
 ENGINES = WSGI_ENGINES
 VIEWS = ("read", "write")
 DBS = {"ours-hash": 1, "ours-string": 2, "django-cache": 3, "ours-hash-hop": 4}
@@ -137,11 +144,12 @@ class Gunicorn:
     """``gunicorn -w 2`` (or, ASGI, ``uvicorn --workers 2``) serving ``server_site`` for one
     engine; its output goes to a temp file."""
 
-    def __init__(self, engine: str, redis_url: str, asgi: bool = False) -> None:
+    def __init__(self, engine: str, redis_url: str, asgi: bool = False, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         fd, log = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
         self.log = Path(log)
-        env = {**os.environ, "BENCH_ENGINE": engine, "REDIS_URL": redis_url, "BENCH_ASGI": "1" if asgi else ""}
+        env = {**os.environ, **(env or {}), "BENCH_ENGINE": engine, "REDIS_URL": redis_url}
+        env["BENCH_ASGI"] = "1" if asgi else ""
         env.pop("DJANGO_SETTINGS_MODULE", None)
         # ASGI: uvicorn's workers under gunicorn (uvicorn's own --workers mode answered
         # every request ~44 ms late on this machine, even for a bare ASGI app).
@@ -192,21 +200,73 @@ def login(port: int) -> str:
     return cookie
 
 
-def check(engine: str, port: int, cookie: str, admin: redis.Redis, bad: int) -> list[str]:
-    """Problems seen after an engine's runs: failed responses, an empty session, a wrong kind of key."""
+def check(engine: str, port: int, cookie: str, admin: redis.Redis | None, bad: int) -> list[str]:
+    """Problems seen after an engine's runs: failed responses, an empty session, a wrong kind
+    of key (where the engine has a DB of its own: ``admin``)."""
     problems = [f"{engine}: {bad} non-2xx responses or socket errors"] if bad else []
     status, body, _ = get(port, "/read/", cookie)
     if status != 200 or not body.isdigit() or int(body) <= 0:
         problems.append(f"{engine}: /read/ after /write/ gave {status} {body[:80]!r}, not a count > 0")
+    if admin is None:
+        return problems
     key = admin.randomkey()
     if key is None or admin.type(key) != KEY_TYPES[engine]:
         problems.append(f"{engine}: DB {DBS[engine]} holds {key!r} of type {key and admin.type(key)!r}")
     return problems
 
 
+class Topology:
+    """Where the engines' sessions live: one server (the default), a Redis Cluster or a Sentinel
+    service, started here; what each engine's site is told, and a client to check its keys."""
+
+    def __init__(self, kind: str) -> None:
+        from tests.support.clusters import Cluster  # the test harness: only this mode needs it
+        from tests.support.sentinels import SentinelGroup
+
+        self.kind = kind
+        if kind == "cluster":
+            self.cluster = Cluster(primaries=3, replicas=1, **LISTPACK).start()
+            self.servers = self.cluster.servers
+        elif kind == "sentinel":
+            self.group = SentinelGroup()
+            for server in self.group.data:
+                redis.Redis(port=server.port).config_set(*next(iter(LISTPACK.items())))
+            self.servers = self.group.data + self.group.sentinels
+        else:
+            self.server = RedisServer(config=LISTPACK).start()
+            self.servers = [self.server]
+
+    def site(self, engine: str) -> tuple[str, dict[str, str]]:
+        """``REDIS_URL`` and the other environment of ``engine``'s site."""
+        if self.kind == "cluster":
+            self.cluster.flush()  # one keyspace (DB 0) for every engine: each starts empty
+            return ",".join(self.cluster.urls), {"BENCH_TOPOLOGY": "cluster"}
+        if self.kind == "sentinel":
+            addresses = ",".join(f"{host}:{port}" for host, port in self.group.addresses)
+            return self.group.location(DBS[engine]), {"BENCH_SENTINELS": addresses}
+        return f"{self.server.url}/{DBS[engine]}", {}
+
+    def admin(self, engine: str) -> redis.Redis | None:
+        if self.kind == "cluster":
+            return None
+        port = self.group.primary().port if self.kind == "sentinel" else self.server.port
+        return redis.Redis(host="127.0.0.1", port=port, db=DBS[engine])
+
+    def control(self) -> redis.Redis:
+        """A client of a data server (its version)."""
+        return redis.Redis(host="127.0.0.1", port=self.servers[0].port)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+LISTPACK = {"hash-max-ziplist-value": "256"}  # the name Redis 6.2 knows too
+
+
 def run_engine(
     engine: str,
-    server: RedisServer,
+    topology: Topology,
     seconds: float,
     connections: int,
     load: LoadGenerator,
@@ -214,7 +274,8 @@ def run_engine(
     asgi: bool = False,
 ) -> list[str]:
     """Serve ``engine``, log in, warm up and drive each view; append to ``results``; return problems seen."""
-    site = Gunicorn(engine, f"{server.url}/{DBS[engine]}", asgi)
+    redis_url, env = topology.site(engine)
+    site = Gunicorn(engine, redis_url, asgi=asgi, env=env)
     try:
         site.wait()
         cookie, bad = login(site.port), 0
@@ -225,8 +286,12 @@ def run_engine(
             results[(engine, view)].append(run := load(url, cookie, seconds, connections))
             run.cpu_us = (site.worker_cpu() - cpu) / max(run.requests, 1) * 1e6
             bad += run.bad
-        with redis.Redis(host="127.0.0.1", port=server.port, db=DBS[engine]) as admin:
+        admin = topology.admin(engine)
+        try:
             return check(engine, site.port, cookie, admin, bad)
+        finally:
+            if admin is not None:
+                admin.close()
     finally:
         if output := site.stop():
             print(f"gunicorn output ({engine}):\n{output}", file=sys.stderr)
@@ -236,7 +301,7 @@ def load_average() -> str:
     return "{:.2f}, {:.2f}, {:.2f} (1, 5, 15 min; as `uptime`)".format(*os.getloadavg())
 
 
-def versions(server: RedisServer, control: redis.Redis, wrk_version: str) -> str:
+def versions(server: Any, control: redis.Redis, wrk_version: str) -> str:
     return (
         f"Python {platform.python_version()}, Django {django.get_version()}, django-redis {django_redis.__version__}, "
         f"redis-py {redis.__version__}, hiredis {hiredis.__version__}, gunicorn {gunicorn.__version__}, "
@@ -247,7 +312,8 @@ def versions(server: RedisServer, control: redis.Redis, wrk_version: str) -> str
 def report(results: Results, rounds: int) -> bool:
     """Print the table; ``True`` if ours (both modes) beats django-cache on every view."""
     line = "  {:<13} {:<6} {:>8} {:>8} {:>8} {:>9}  {:<20} {:>10} {:>8}  {}"
-    print(line.format("engine", "view", "req/s", "p50 ms", "p99 ms", "xdj-cache", "req/s per round",
+    ratio_name = "xdj-cache" if BASELINE == "django-cache" else "xhop"
+    print(line.format("engine", "view", "req/s", "p50 ms", "p99 ms", ratio_name, "req/s per round",
                       "CPU µs/req", "xCPU", "ahead"))  # fmt: skip
     ahead = True
     for view in VIEWS:
@@ -263,7 +329,7 @@ def report(results: Results, rounds: int) -> bool:
             print(line.format(engine, view, f"{rps:,.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{ratio:.3f}", per_round,
                               f"{cpu_us:.0f}", f"{cpu:.3f}", mark))  # fmt: skip
     print(
-        f"\nxdj-cache: median over the {rounds} rounds of the engine's req/s / {BASELINE}'s in the same round. "
+        f"\n{ratio_name}: median over the {rounds} rounds of the engine's req/s / {BASELINE}'s in the same round. "
         "xCPU: the same for the CPU time\nof the gunicorn workers per request (lower is better; less disturbed by "
         "other load on the machine than req/s). Other columns: medians."
     )
@@ -276,9 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--rounds", type=int, default=3, help="each round runs every engine once (default 3)")
     parser.add_argument("--asgi", action="store_true", help="uvicorn workers, async views (adds ours-hash-hop)")
+    parser.add_argument("--topology", choices=("one", "cluster", "sentinel"), default="one")
     args = parser.parse_args(argv)
-    global ENGINES
+    global ENGINES, BASELINE
     ENGINES = ASGI_ENGINES if args.asgi else WSGI_ENGINES
+    if args.topology != "one":
+        if not args.asgi:
+            parser.error("--topology cluster or sentinel compares native async with the hop: add --asgi")
+        ENGINES, BASELINE = TOPOLOGY_ENGINES, "ours-hash-hop"
     if shutil.which("wrk"):
         load, wrk_version = wrk, subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
     else:
@@ -286,10 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{missing}. Falling back to a Python load generator, slower and itself CPU-hungry.\n", file=sys.stderr)
         load, wrk_version = python_load, "no wrk: built-in Python load generator"
     print(f"load average at start: {load_average()}")
-    server = RedisServer(config={"hash-max-ziplist-value": "256"}).start()
+    topology = Topology(args.topology)
     try:
-        control = redis.Redis(host="127.0.0.1", port=server.port)
-        print(versions(server, control, wrk_version))
+        control = topology.control()
+        print(versions(topology.servers[0], control, wrk_version) + f"; topology: {args.topology}")
         served = "gunicorn -w 2 -k uvicorn.workers.UvicornWorker, async views" if args.asgi else "gunicorn -w 2 (sync)"
         print(
             f"{served}, {args.connections} connections, {args.rounds} rounds x "
@@ -301,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             order = ENGINES[number % len(ENGINES) :] + ENGINES[: number % len(ENGINES)]
             print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", file=sys.stderr, flush=True)
             for engine in order:
-                problems += run_engine(engine, server, args.seconds, args.connections, load, results, args.asgi)
+                problems += run_engine(engine, topology, args.seconds, args.connections, load, results, args.asgi)
         ahead = report(results, args.rounds)
         print(f"goal (ours, both modes, ahead of {BASELINE} on both views): {'met' if ahead else 'MISSED'}")
         print("correctness: " + ("ok (every run 2xx, /read/ > 0 after /write/)" if not problems else "FAILED"))
@@ -310,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average at end: {load_average()}")
         return 1 if problems else 0
     finally:
-        server.stop()
+        topology.stop()
 
 
 if __name__ == "__main__":

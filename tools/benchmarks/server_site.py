@@ -13,7 +13,9 @@ async session call hops to a thread, and Django's middleware saves in one);
 ``BENCH_ENGINE`` is ``ours-hash``, ``ours-string`` (``cache_sessions.backend``
 on a ``cache_sessions.cache.RedisCache`` alias) or ``django-cache`` (Django's
 cache session engine on a stock django-redis cache: pickle). ``REDIS_URL``
-names the Redis server and logical DB. No database: sessions only, and
+names the Redis server and logical DB; with ``BENCH_TOPOLOGY=cluster`` it lists a Redis
+Cluster's startup nodes (comma-separated), with ``BENCH_SENTINELS=host:port,...`` it is
+``redis://<service>/<db>`` of a Sentinel service. No database: sessions only, and
 ``SessionMiddleware`` is the only middleware.
 
 - ``GET /read/``: the session's ``n`` as text (0 if unset); modifies nothing.
@@ -48,11 +50,18 @@ def session_settings(engine: str, redis_url: str) -> dict[str, Any]:
         return {"SESSION_ENGINE": "django.contrib.sessions.backends.cache", "CACHES": {"default": cache}}
     if engine not in ENGINES:
         raise RuntimeError(f"BENCH_ENGINE={engine!r}: choose one of {', '.join(ENGINES)}")
-    ours = {
+    ours: dict[str, Any] = {
         "BACKEND": "cache_sessions.cache.RedisCache",
         "LOCATION": redis_url,
         "OPTIONS": {"USE_HASH": engine != "ours-string"},
     }
+    if os.environ.get("BENCH_TOPOLOGY") == "cluster":  # REDIS_URL: the startup nodes, comma-separated
+        ours["LOCATION"] = redis_url.split(",")
+        ours["OPTIONS"]["CLIENT_CLASS"] = "cache_sessions.cluster.ClusterClient"
+    elif sentinels := os.environ.get("BENCH_SENTINELS"):  # host:port,...; REDIS_URL: redis://<service>/<db>
+        ours["OPTIONS"]["SENTINELS"] = [
+            (host, int(port)) for host, port in (s.split(":") for s in sentinels.split(","))
+        ]
     return {
         "SESSION_ENGINE": "tools.benchmarks.hop_engine" if engine.endswith("-hop") else "cache_sessions.backend",
         "SESSION_CACHE_ALIAS": "sessions",

@@ -1,0 +1,66 @@
+"""Async save loops for the failover tests: tasks of one event loop saving sessions again and
+again (each save a +1), recording what was acknowledged (``asave`` returned), what failed and
+how long saves took."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cache_sessions.backend import SessionStore
+
+
+@dataclass
+class AsyncLoad:
+    """Tasks saving every session again and again (+1 each time), in one event loop."""
+
+    keys: list[str]
+    tasks: int = 20
+    acked: dict[str, tuple[int, float]] = field(default_factory=dict)  # key: (value, when acknowledged)
+    failures: list[tuple[float, float, BaseException]] = field(default_factory=list)
+    slowest: float = 0.0
+    slow: int = 0  # saves that took over a second
+    last_ack: float = 0.0
+    longest_gap: float = 0.0  # the longest time without an acknowledged save (errors and waits)
+
+    async def write(self, keys: list[str], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for key in keys:
+                if stop.is_set():
+                    return
+                started = time.monotonic()
+                try:
+                    session = SessionStore(key)
+                    value = await session.aget("n") + 1
+                    await session.aset("n", value)
+                    await session.asave()
+                except Exception as exc:  # judged by the test
+                    self.failures.append((started, time.monotonic(), exc))
+                    await asyncio.sleep(0.005)
+                    continue
+                took = time.monotonic() - started
+                self.acked[key] = max(self.acked[key], (value, time.monotonic()))
+                self.slowest = max(self.slowest, took)
+                self.slow += took > 1.0
+                now = time.monotonic()
+                if self.last_ack:
+                    self.longest_gap = max(self.longest_gap, now - self.last_ack)
+                self.last_ack = now
+
+    async def run(self, event: Any, after: float) -> None:
+        """The writers around ``event()`` (run in a thread: it blocks), stopped ``after`` s later."""
+        stop = asyncio.Event()
+        writers = [asyncio.ensure_future(self.write(self.keys[n :: self.tasks], stop)) for n in range(self.tasks)]
+        try:
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(event)
+            await asyncio.sleep(after)
+        finally:
+            stop.set()
+            await asyncio.gather(*writers)
+
+    async def lost(self) -> list[str]:
+        """Sessions that load back older than their last acknowledged save."""
+        return [key for key in self.keys if await SessionStore(key).aget("n", -1) < self.acked[key][0]]
