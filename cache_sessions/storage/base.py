@@ -100,6 +100,7 @@ class Storage(Executor):
         self.execute(self.delete_call(session_key))
 
     async def aload(self, session_key: str) -> dict[str, Any] | None:
+        await self.aprepare()
         return await self.aexecute(self.load_call(session_key))
 
     async def aexists(self, session_key: str) -> bool:
