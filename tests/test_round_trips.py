@@ -12,15 +12,9 @@ from django.test import override_settings
 from cache_sessions.topology import server_facts as facts
 from tests.support.configs import _config
 from tests.support.redis_stats import sent_by_clients
-from tests.support.servers import standalone
+from tests.support.servers import field_ttls_here, standalone
 
 pytestmark = pytest.mark.django_db(databases=[])
-
-
-def field_ttls_here() -> bool:
-    """Whether hash mode writes with field TTLs on the test server (Redis 8)."""
-    server = standalone()
-    return facts.Software(server.family(), server.version()).compact_field_ttls
 
 
 @pytest.fixture

@@ -18,3 +18,11 @@ def standalone() -> RedisServer:
 @functools.cache
 def unix_socket() -> RedisServer:
     return RedisServer(unix_socket=True).start()
+
+
+def field_ttls_here() -> bool:
+    """Whether hash mode writes with field TTLs on the test server (Redis 8: HSETEX, no script)."""
+    from cache_sessions.topology.server_facts import Software
+
+    server = standalone()
+    return Software(server.family(), server.version()).compact_field_ttls
