@@ -338,3 +338,55 @@ def test_a_server_without_hsetex_gets_the_script_and_is_remembered(alias, monkey
     with sent_by_clients() as sent:
         saved(y=1)
     assert "evalsha" in sent.commands
+
+
+# What the checks and cleanuprs say ---------------------------------------------------------------
+
+
+def caches_checks() -> list:
+    from django.core.checks import run_checks
+
+    return [message for message in run_checks(tags=["caches"]) if message.id.startswith("cache_sessions")]
+
+
+@pytest.mark.parametrize("alias", [{"FIELD_TTL": True}, {"FIELD_TTL": False}, {}], indirect=True)
+def test_the_checks_say_when_field_ttl_is_forced_against_the_server(alias):
+    forced = SessionStore()._storage.options.field_ttl
+    ids = [message.id for message in caches_checks()]
+    assert ("cache_sessions.W013" in ids) is (forced is True and not SOFTWARE.compact_field_ttls)
+    assert ("cache_sessions.I002" in ids) is (forced is False and SOFTWARE.compact_field_ttls)
+
+
+def cleanuprs(*args: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("cleanuprs", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_cleanuprs_sweeps_only_values_of_the_script_layout(alias):
+    live = saved(x=1)
+    storage = live._storage
+    gone = get_random_string(32, KEY_CHARS)
+    bucket, field, _ = storage.locate(gone)
+    alias.hset(bucket, field, Codec().encode({"x": 1}, expires_at=int(time.time()) - 10))
+    out = cleanuprs("--all")
+    assert "1 expired removed" in out
+    assert ("nothing to sweep" in out) is SOFTWARE.compact_field_ttls
+    assert not alias.hexists(bucket, field) and SessionStore(live.session_key)["x"] == 1
+
+
+def test_cleanuprs_stats_names_the_write_path_and_the_limit_a_session_needs(alias):
+    out = cleanuprs("--stats")  # nothing stored: the advice holds all the same
+    assert str(SOFTWARE) in out
+    assert ("writes: field TTLs" in out) is SOFTWARE.compact_field_ttls
+    assert "fit hash-max-listpack-value 256" in out  # the test server's limit (README's)
+    alias.config_set("hash-max-ziplist-value", 64)
+    try:
+        server_facts.forget()
+        assert "set hash-max-listpack-value 256" in cleanuprs("--stats")
+    finally:
+        alias.config_set("hash-max-ziplist-value", 256)
