@@ -100,6 +100,7 @@ class HashStorage(Storage):
         self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
         self._field_ttls: tuple[int, bool] | None = None  # (server_facts.generation, whether writes use them)
         self.pointer_share = 0.0  # of this process's recent loads, those that met a pointer
+        self._prepared = -1  # the server_facts.generation whose facts aprepare() has learnt
 
     # Names ---------------------------------------------------------------
 
@@ -157,21 +158,32 @@ class HashStorage(Storage):
         self._field_ttls = (server_facts.generation, use)
         return use
 
-    async def aprepare(self) -> None:
+    async def aprepare(self, quiet: bool = False) -> None:
         """Read the servers' listpack limits and software with ``redis.asyncio`` (once per
-        process and server), so that building a write never does blocking I/O on the loop."""
-        for redis in self.servers():
-            facts = server_facts.of(redis)
-            if facts.listpack_limits is not None and (facts.software is not None or self.options.field_ttl is False):
-                continue
-            try:
-                async_redis = self.aredis(redis)
-                if self.options.hash_max_inline is None:
-                    await server_facts.alistpack_limits(redis, async_redis)
-                if self.options.field_ttl is not False:
-                    await server_facts.asoftware(redis, async_redis)
-            except async_clients.NotNative:
-                await sync_to_async(self._learn)(redis)
+        process and server), so that building a call never does blocking I/O on the loop
+        (``quiet``: a failure is left to the call itself, which is retried)."""
+        if self._prepared == server_facts.generation:
+            return
+        try:
+            for redis in self.servers():
+                facts = server_facts.of(redis)
+                if facts.listpack_limits is not None and (
+                    facts.software is not None or self.options.field_ttl is False
+                ):
+                    continue
+                try:
+                    async_redis = self.aredis(redis)
+                    if self.options.hash_max_inline is None:
+                        await server_facts.alistpack_limits(redis, async_redis)
+                    if self.options.field_ttl is not False:
+                        await server_facts.asoftware(redis, async_redis)
+                except async_clients.NotNative:
+                    await sync_to_async(self._learn)(redis)
+        except errors.REDIS_ERRORS as exc:
+            if quiet:
+                return
+            raise errors.translate(exc) from exc
+        self._prepared = server_facts.generation
 
     def _learn(self, redis: Any) -> None:
         server_facts.listpack_limits(redis)
@@ -201,8 +213,21 @@ class HashStorage(Storage):
 
     def overflow_likely(self) -> bool:
         """Whether a load should fetch the overflow key with the field: the bucket's limit is
-        small (a stock server's 64 bytes), or this process's recent loads met pointers often."""
-        return self.inline_limit() < OVERFLOW_LIKELY_BELOW or self.pointer_share >= OVERFLOW_LIKELY_SHARE
+        small (a stock server's 64 bytes) or not known yet (no I/O here: a write or ``aprepare``
+        learns it), or this process's recent loads met pointers often."""
+        limit = self.known_inline_limit()
+        return limit is None or limit < OVERFLOW_LIKELY_BELOW or self.pointer_share >= OVERFLOW_LIKELY_SHARE
+
+    def known_inline_limit(self) -> int | None:
+        """``inline_limit()`` if it needs no round trip (every server's limits already read)."""
+        if self.options.hash_max_inline is not None:
+            return self.options.hash_max_inline
+        known = self._inline_limit
+        if known is not None and known[0] == server_facts.generation:
+            return known[1]
+        if any(server_facts.of(redis).listpack_limits is None for redis in self.servers()):
+            return None
+        return self.inline_limit()
 
     def _met(self, pointer: bool) -> bool:
         """Count a load that found a value (a pointer or not) in ``pointer_share``."""

@@ -26,3 +26,8 @@ def field_ttls_here() -> bool:
 
     server = standalone()
     return Software(server.family(), server.version()).compact_field_ttls
+
+
+def hash_write() -> str:
+    """The first command of a hash-mode session write on the test server."""
+    return "HSETEX" if field_ttls_here() else "EVALSHA"
