@@ -225,7 +225,10 @@ class HashStorage(Storage):
         known = self._inline_limit
         if known is not None and known[0] == server_facts.generation:
             return known[1]
-        if any(server_facts.of(redis).listpack_limits is None for redis in self.servers()):
+        try:
+            if any(server_facts.of(redis).listpack_limits is None for redis in self.servers()):
+                return None
+        except errors.REDIS_ERRORS:  # a cluster that cannot be reached: the load itself will say so
             return None
         return self.inline_limit()
 
