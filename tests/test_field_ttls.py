@@ -390,3 +390,33 @@ def test_cleanuprs_stats_names_the_write_path_and_the_limit_a_session_needs(alia
         assert "set hash-max-listpack-value 256" in cleanuprs("--stats")
     finally:
         alias.config_set("hash-max-ziplist-value", 256)
+
+
+# The async path ---------------------------------------------------------------------------------
+
+
+def test_the_async_path_learns_the_server_on_the_loop_and_writes_the_same_commands(alias):
+    import asyncio
+    import threading
+
+    server_facts.forget()
+
+    async def scenario() -> tuple[str, dict, dict]:
+        session = SessionStore()
+        await session.aset("x", 1)
+        await session.asave()
+        loaded = SessionStore(session.session_key)
+        assert await loaded.aget("x") == 1
+        await loaded.aset("x", 2)
+        await loaded.asave()
+        return session.session_key, await SessionStore(session.session_key).aload(), {}
+
+    with sent_by_clients() as sent:
+        key, stored, _ = asyncio.run(scenario())
+    assert stored == {"x": 2}
+    assert sent.threads == {threading.get_ident()} and sent.asyncio == sent.round_trips  # no thread hop
+    assert sent.commands["info"] == 1 and sent.commands["config"] == 1  # learnt once, on the loop
+    write = "hsetex" if SOFTWARE.compact_field_ttls else "evalsha"
+    assert sent.commands[write] == 2
+    if SOFTWARE.compact_field_ttls:
+        assert TTL - 5 <= field_ttl(alias, key) <= TTL

@@ -361,7 +361,7 @@ def progress(message: str) -> None:
 
 
 def run(server: RedisServer, args: argparse.Namespace, dataset: int, sizes: list[int], ops: int, rounds: int) -> None:
-    from cache_sessions.client import sessions_for  # after settings.configure()
+    from cache_sessions.storage.registry import sessions_for  # after settings.configure()
 
     engines = configure(server.url, args.compare)
     control = redis.Redis(port=server.port)
