@@ -16,7 +16,7 @@ from django.utils.crypto import get_random_string
 
 from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import HAS_EXPIRY, Codec, is_overflow_pointer
-from cache_sessions.storage import lua
+from cache_sessions.storage import buckets, lua
 from cache_sessions.storage.buckets import CREATE, UPDATE
 from cache_sessions.storage.options import SessionOptions
 from cache_sessions.topology import server_facts
@@ -420,3 +420,36 @@ def test_the_async_path_learns_the_server_on_the_loop_and_writes_the_same_comman
     assert sent.commands[write] == 2
     if SOFTWARE.compact_field_ttls:
         assert TTL - 5 <= field_ttl(alias, key) <= TTL
+
+
+# One round trip per load, whatever the server's limit --------------------------------------------
+
+
+def test_loads_fetch_the_overflow_key_with_the_field_where_overflow_is_likely(alias):
+    blob = get_random_string(150)
+    alias.config_set("hash-max-ziplist-value", 64)  # Redis's default: a session with a cart overflows
+    try:
+        server_facts.forget()
+        big = saved(blob=blob)  # the write learns the limit
+        key = big.session_key
+        bucket, field, _ = big._storage.locate(key)
+        assert is_overflow_pointer(alias.hget(bucket, field))
+        with sent_by_clients() as sent:
+            assert SessionStore(key)["blob"] == blob
+        assert (sent.round_trips, sent.commands) == (1, {"hget": 1, "get": 1})
+    finally:
+        alias.config_set("hash-max-ziplist-value", 256)
+    server_facts.forget()
+    storage = big._storage
+    assert storage.inline_limit() == 256 and storage.pointer_share < buckets.OVERFLOW_LIKELY_SHARE
+    with sent_by_clients() as sent:  # a tuned server, few pointers met so far: a plain HGET first
+        assert SessionStore(key)["blob"] == blob
+    assert (sent.round_trips, sent.commands) == (2, {"hget": 1, "get": 1})
+    while storage.pointer_share < buckets.OVERFLOW_LIKELY_SHARE:  # pointers met often: fetched with the field
+        SessionStore(key).load()
+    with sent_by_clients() as sent:
+        assert SessionStore(key)["blob"] == blob
+    assert (sent.round_trips, sent.commands) == (1, {"hget": 1, "get": 1})
+    for _ in range(3 * buckets.RECENT_LOADS):  # ...until loads stop meeting them
+        SessionStore(saved(x=1).session_key).load()
+    assert not storage.overflow_likely()

@@ -198,7 +198,7 @@ class HashStorage(Storage):
 
         def parse(data: bytes | None) -> dict[str, Any] | Call[dict[str, Any] | None] | None:
             if data is not None and self._met(is_overflow_pointer(data)):  # a big session: a second round trip
-                return Call(("GET", overflow), self.decode)
+                return Call(("GET", overflow), self.decode, on=bucket)
             return self.decode(data)
 
         def parse_both(replies: list[bytes | None]) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ class Call(Generic[T]):
     fallback: Callable[[], Call[T]] | None = None  # sent instead when the server's error says fallback_on
     fallback_on: str = "syntax error"
     more: tuple[tuple[Any, ...], ...] = ()
+    on: bytes | None = None  # the name whose server gets the call, if not its first key (a bucket's overflow key)
 
     @property
     def commands(self) -> tuple[tuple[Any, ...], ...]:
@@ -51,6 +52,8 @@ class Call(Generic[T]):
     def route(self) -> bytes:
         """The key that decides which server gets the call (its first key)."""
         assert self.args is not None
+        if self.on is not None:
+            return self.on
         return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
 
     @property

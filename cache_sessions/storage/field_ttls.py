@@ -70,17 +70,17 @@ def write(
         if replies[written]:
             if mode == CREATE and pointer is not None and replies[0] not in (None, value):
                 # A stale overflow value of this very key (its session deleted by another engine): ours instead.
-                return Call(("SET", overflow, value, "EX", ttl), lambda _: True)
+                return Call(("SET", overflow, value, "EX", ttl), lambda _: True, on=bucket)
             return True
         if mode == CREATE:
             return _created_before(
                 bucket, field, overflow, stored, value if pointer is not None else None, replace_leftover
             )
         if pointer is not None:  # a refused save leaves its overflow key behind
-            return Call(("DEL", overflow), lambda _: False)
+            return Call(("DEL", overflow), lambda _: False, on=bucket)
         return False
 
-    return Call(commands[0], parse, more=tuple(commands[1:]))
+    return Call(commands[0], parse, more=tuple(commands[1:]), on=bucket)
 
 
 def _created_before(
