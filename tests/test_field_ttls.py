@@ -453,3 +453,17 @@ def test_loads_fetch_the_overflow_key_with_the_field_where_overflow_is_likely(al
     for _ in range(3 * buckets.RECENT_LOADS):  # ...until loads stop meeting them
         SessionStore(saved(x=1).session_key).load()
     assert not storage.overflow_likely()
+
+
+def test_a_bucket_name_taken_by_another_type_fails_every_operation_loudly(alias):
+    from cache_sessions.errors import SessionStoreError
+
+    session = saved(x=1)
+    bucket = session._storage.locate(session.session_key)[0]
+    alias.delete(bucket)
+    alias.rpush(bucket, b"not a bucket")
+    session["x"] = 2
+    for operation in (session.save, lambda: saved(y=1), lambda: SessionStore().delete(session.session_key)):
+        with pytest.raises(SessionStoreError, match="WRONGTYPE"):
+            operation()
+    assert alias.lrange(bucket, 0, -1) == [b"not a bucket"]  # nothing written beside it
