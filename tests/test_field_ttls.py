@@ -467,3 +467,27 @@ def test_a_bucket_name_taken_by_another_type_fails_every_operation_loudly(alias)
         with pytest.raises(SessionStoreError, match="WRONGTYPE"):
             operation()
     assert alias.lrange(bucket, 0, -1) == [b"not a bucket"]  # nothing written beside it
+
+
+@redis8
+def test_an_old_value_that_expires_between_its_load_and_its_save_is_not_saved_again(alias, monkeypatch):
+    """HSETEX FXX knows nothing of the expiry in an old value's header: the load remembers it
+    for the save, which refuses (and removes the field) as the script would."""
+    key = get_random_string(32, KEY_CHARS)
+    assert old_process_write(key, {"who": "old"}, 60, CREATE) == 1
+    session = SessionStore(key)
+    assert session["who"] == "old"  # loaded while alive
+    session["n"] = 1
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)  # the request outlived the session
+    with pytest.raises(UpdateError):
+        session.save()
+    monkeypatch.undo()
+    bucket, field, _ = session._storage.locate(key)
+    assert not alias.hexists(bucket, field)
+    # Loaded and saved in time: saved, with a field TTL.
+    assert old_process_write(key, {"who": "old"}, 60, CREATE) == 1
+    session = SessionStore(key)
+    session["n"] = 1
+    session.save()
+    assert TTL - 5 <= field_ttl(alias, key) <= TTL

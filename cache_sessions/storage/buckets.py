@@ -24,6 +24,7 @@ import re
 import time
 import zlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ OVERFLOW_LIKELY_BELOW = 128
 OVERFLOW_LIKELY_SHARE = 1 / 16
 RECENT_LOADS = 32  # the weight of one load in that share (an exponential moving average)
 MAX_EXPIRY = 2**32 - 1  # the 4-byte expiry field: year 2106
+# (session key, the expiry in the header of the value its last load found, or None): what a
+# request (a thread, or an asyncio task) loaded, for its save (``field_ttl_write_call``).
+loaded_expiry: ContextVar[tuple[str, int | None] | None] = ContextVar("cache_sessions_loaded_expiry", default=None)
 
 
 def digest(key: str) -> bytes:
@@ -197,13 +201,13 @@ class HashStorage(Storage):
         bucket, field, overflow = self.locate(key)
 
         def parse(data: bytes | None) -> dict[str, Any] | Call[dict[str, Any] | None] | None:
-            if data is not None and self._met(is_overflow_pointer(data)):  # a big session: a second round trip
+            if data is not None and self._seen(key, data):  # a big session: a second round trip
                 return Call(("GET", overflow), self.decode, on=bucket)
             return self.decode(data)
 
         def parse_both(replies: list[bytes | None]) -> dict[str, Any] | None:
             data, overflowed = replies
-            if data is not None and self._met(is_overflow_pointer(data)):
+            if data is not None and self._seen(key, data):
                 return self.decode(overflowed)
             return self.decode(data)
 
@@ -232,9 +236,12 @@ class HashStorage(Storage):
             return None
         return self.inline_limit()
 
-    def _met(self, pointer: bool) -> bool:
-        """Count a load that found a value (a pointer or not) in ``pointer_share``."""
+    def _seen(self, key: str, data: bytes) -> bool:
+        """Whether a value a load found is a pointer; counted in ``pointer_share``, and the
+        expiry in its header remembered for this request's save (``loaded_expiry``)."""
+        pointer = is_overflow_pointer(data)
         self.pointer_share += ((1.0 if pointer else 0.0) - self.pointer_share) / RECENT_LOADS
+        loaded_expiry.set((key, field_ttls.header_expiry(data)))
         return pointer
 
     def exists_call(self, key: str) -> Call[bool]:
@@ -300,6 +307,14 @@ class HashStorage(Storage):
         value = self.codec.encode(session)  # no expiry in the header: the field's TTL says it
         pointer = overflow_pointer(now + ttl) if len(value) > self.inline_limit() else None
         bucket, field, overflow = self.locate(key)
+        if mode == UPDATE and (loaded := loaded_expiry.get()) is not None and loaded[0] == key:
+            loaded_expiry.set(None)
+            if loaded[1] is not None and loaded[1] <= time.time():
+                # A value of the script layout that expired since this request loaded it: HSETEX FXX
+                # knows nothing of its header, so it is removed and the save refused here, as the
+                # script would.
+                delete = field_ttls.delete(bucket, field, overflow)
+                return Call(delete.args, lambda _: False, more=delete.more, on=bucket)
         # A create refused by a leftover the script layout wrote (its expiry in its header,
         # unswept): the script replaces it, as it would have (the rare case of a key chosen by
         # the app, an app record's: session keys are random).

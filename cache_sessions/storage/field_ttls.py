@@ -8,7 +8,9 @@ not a transaction, so each list below is safe whatever another client runs
 between its commands):
 
 - save: ``HSETEX bucket FXX EX ttl FIELDS 1 field value`` (refused, so never a
-  resurrection, when the field is missing or expired); create: the same with
+  resurrection, when the field is missing or expired; a value of the script
+  layout that expired since the request loaded it is refused before: see
+  ``buckets.loaded_expiry``); create: the same with
   ``FNX``, and only when it is refused a second round trip (``HGET``) tells this
   very create, retried after its reply was lost (the same bytes: success), from a
   collision;
@@ -111,11 +113,16 @@ def _created_before(
 def expired_in_header(value: bytes) -> bool:
     """Whether a value carries an expiry in its header (the script layout's) that has passed
     (by the web server's clock, as reads judge it)."""
-    try:
-        expires_at = read_header(value)[2]
-    except CorruptSession:
-        return False
+    expires_at = header_expiry(value)
     return expires_at is not None and expires_at <= time.time()
+
+
+def header_expiry(value: bytes) -> int | None:
+    """The expiry in a value's header (the script layout's); None without one, or for garbage."""
+    try:
+        return read_header(value)[2]
+    except CorruptSession:
+        return None
 
 
 def delete(bucket: bytes, field: bytes, overflow: bytes) -> Call[bool]:
