@@ -491,3 +491,15 @@ def test_an_old_value_that_expires_between_its_load_and_its_save_is_not_saved_ag
     session["n"] = 1
     session.save()
     assert TTL - 5 <= field_ttl(alias, key) <= TTL
+
+
+def test_field_ttl_true_tries_hsetex_on_a_server_info_does_not_describe(alias):
+    """INFO refused (an ACL): automatic keeps the script; FIELD_TTL=True tries HSETEX, and a
+    server without it answers "unknown command" and gets the script."""
+    facts = server_facts.of(alias)
+    facts.software = server_facts.UNKNOWN
+    assert not server_facts.field_ttls(alias, None)
+    assert server_facts.field_ttls(alias, True)
+    assert not server_facts.field_ttls(alias, False)
+    facts.software = server_facts.Software("redis", (7, 0, 15))
+    assert not server_facts.field_ttls(alias, True)

@@ -101,7 +101,7 @@ def check_write_path(alias: str, sessions: HashStorage) -> list[checks.CheckMess
     messages: list[checks.CheckMessage] = []
     for advice in advise(sessions):
         software = advice.software
-        if forced and not software.compact_field_ttls:
+        if forced and software.version and not software.compact_field_ttls:
             messages.append(
                 checks.Warning(
                     f"OPTIONS['FIELD_TTL'] of CACHES[{alias!r}] is True, but {advice.label} is {software}: "

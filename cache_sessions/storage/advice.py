@@ -62,7 +62,9 @@ class ServerAdvice:
 
     def path(self, forced: bool | None) -> str:
         if self.field_ttls:
-            return "field TTLs (HSETEX, no script, nothing to sweep)"
+            return "field TTLs (HSETEX, no script, nothing to sweep)" + (
+                "" if self.software.version else "; FIELD_TTL=True, the script if the server has no HSETEX"
+            )
         if self.software.compact_field_ttls:
             return "the script (FIELD_TTL=False; None would use field TTLs, about a fifth of the Redis CPU per save)"
         if forced and self.software.hsetex is False:
@@ -78,7 +80,7 @@ def advise(sessions: HashStorage, servers: list[Any] | None = None) -> list[Serv
     advice = []
     for redis in sessions.servers() if servers is None else servers:
         software = server_facts.read_software(redis)
-        uses = forced is not False and (software.hsetex if forced else software.compact_field_ttls)
+        uses = software.field_ttls(forced)
         limit = sessions.options.hash_max_inline or server_facts.read_listpack_limits(redis)[1]
         extra = 0 if uses else EXPIRY_BYTES
         sizes = (len(sessions.codec.encode(LOGGED_IN)) + extra, len(sessions.codec.encode(BUSY)) + extra)

@@ -45,6 +45,14 @@ class Software:
         (+40%), and Redis 7 has no HSETEX."""
         return self.name == "redis" and self.version >= (8,)
 
+    def field_ttls(self, forced: bool | None) -> bool:
+        """Whether hash mode writes with field TTLs here, ``forced`` being ``FIELD_TTL``: None,
+        where they keep buckets compact; True, wherever HSETEX may exist (a server INFO does not
+        describe is tried: see ``ServerFacts.hsetex_refused``); False, never."""
+        if forced is None:
+            return self.compact_field_ttls
+        return forced and (self.hsetex or not self.version)
+
     def __str__(self) -> str:
         if not self.version:
             return f"{self.name} (version unknown)"
@@ -142,8 +150,7 @@ def field_ttls(redis: Any, forced: bool | None) -> bool:
     facts = of(redis)
     if facts.hsetex_refused:
         return False
-    known = facts.software or software(redis)
-    return known.hsetex if forced else known.compact_field_ttls
+    return (facts.software or software(redis)).field_ttls(forced)
 
 
 def _learn(redis: Any, name: str, read: Callable[[Any], F]) -> F:
