@@ -23,6 +23,7 @@ from cache_sessions.topology import server_facts as facts
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
 from tests.support.redis_stats import sent_by_clients
+from tests.support.servers import field_ttls_here
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -175,7 +176,7 @@ def test_a_save_cancelled_in_flight_is_all_or_nothing(use_hash):
                 key = await stored_session()
                 session = SessionStore(key)
                 await session.aset("cart", [9])
-                proxy.delay_reply("EVALSHA" if use_hash else "SET", 2.0)
+                proxy.delay_reply(("HSETEX" if field_ttls_here() else "EVALSHA") if use_hash else "SET", 2.0)
                 saving = asyncio.ensure_future(session.asave())
                 await asyncio.sleep(0.3)  # the save is on the wire, its reply held by the proxy
                 saving.cancel()

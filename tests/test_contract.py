@@ -24,12 +24,14 @@ def redis_key(store: Any) -> bytes:
 
 def stored_ttl(store: Any, redis: Any) -> int:
     """The session's time to live in Redis: its key's TTL, or, in hash mode, the expiry in
-    its value's header (the bucket lives at least that long: checked here too)."""
+    its value's header (the bucket lives at least that long: checked here too) or, with
+    field TTLs, its field's TTL."""
     location = store._storage.locate(store.session_key)
     if len(location) == 1:
         return int(redis.ttl(location[0]))
     expires_at = read_header(redis.hget(location[0], location[1]))[2]
-    assert expires_at is not None
+    if expires_at is None:  # field TTLs (Redis 8): the field's own TTL, and no bucket TTL to keep up
+        return int(redis.httl(location[0], location[1])[0])
     ttl = round(expires_at - time.time())
     assert redis.ttl(location[0]) >= ttl - 1
     return ttl

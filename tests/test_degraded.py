@@ -29,7 +29,7 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.testing import RedisServer
 from tests.support.faults import FaultProxy
-from tests.support.servers import RECOMMENDED
+from tests.support.servers import RECOMMENDED, hash_write
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -37,8 +37,8 @@ LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 USER = {"_auth_user_id": "42", "cart": [1, 2, 3]}
 # What each mode sends to load a session and to save it.
 LOAD = {"string": "GET", "hash": "HGET"}
-SAVE = {"string": "SET", "hash": "EVALSHA"}
-WRITES = ("set", "evalsha", "eval", "del", "unlink", "hset", "hdel", "expire", "getdel")
+SAVE = {"string": "SET", "hash": hash_write()}
+WRITES = ("set", "evalsha", "eval", "del", "unlink", "hset", "hsetex", "hdel", "expire", "getdel")
 
 
 def reads(request: HttpRequest) -> HttpResponse:

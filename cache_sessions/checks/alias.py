@@ -11,10 +11,14 @@ check never crashes: whatever goes wrong while checking is itself reported.
   session name maps to one slot; W008 (Redis Cluster) the alias reads from
   replicas;
 - W001 sessions of the size this site stores do not fit the server's
-  ``hash-max-listpack-value`` (measured on a sample of stored sessions, so a
-  new site is not warned about a problem it does not have); W002 the
+  ``hash-max-listpack-value`` (measured on a sample of stored sessions; on a
+  site whose sample finds none, a logged-in session made with the alias's codec); W002 the
   server's ``hash-max-listpack-entries`` is low; W003 the server's limits
   cannot be read; W005 ``HASH_MAX_INLINE`` is above the server's limit;
+- W013 ``FIELD_TTL=True`` on a server where field TTLs cost memory (Valkey) or
+  do not exist (Redis 7); I002 ``FIELD_TTL=False`` on Redis 8, where they
+  would cut the Redis CPU of every save (``storage/advice.py`` says which path
+  each server gets, for ``cleanuprs --stats`` too);
 - I001 the server could not be reached.
 
 W004, W006 and E003 (the options) are in ``options.py``; E005, W009 and W010
@@ -38,13 +42,13 @@ from .. import keys
 from ..errors import SessionStoreError
 from ..format.codec import is_overflow_pointer
 from ..keys import new_session_key
+from ..storage.advice import RECOMMENDED_VALUE_LIMIT, advise
 from ..storage.buckets import HashStorage, bucket_name
 from ..storage.registry import sessions_for
 from ..topology import server_facts
 from ..topology.cluster import ClusterTopology
 from .options import ENGINE
 
-RECOMMENDED_VALUE_LIMIT = 256  # room for a logged-in session with a CSRF token and a small cart
 RECOMMENDED_ENTRIES_LIMIT = 512
 SAMPLE_BUCKETS = 32  # W001 looks at the sessions of this many random buckets...
 FIELDS_PER_BUCKET = 16
@@ -86,6 +90,40 @@ def _check_session_alias(alias: str) -> list[checks.CheckMessage]:
         return messages
     if isinstance(sessions, HashStorage):
         messages += check_listpack_limits(alias, sessions)
+        messages += check_write_path(alias, sessions)
+    return messages
+
+
+def check_write_path(alias: str, sessions: HashStorage) -> list[checks.CheckMessage]:
+    """W013: FIELD_TTL=True where field TTLs cost memory or do not exist; I002: FIELD_TTL=False
+    where they would cut the Redis CPU of every save."""
+    forced = sessions.options.field_ttl
+    messages: list[checks.CheckMessage] = []
+    for advice in advise(sessions):
+        software = advice.software
+        if forced and software.version and not software.compact_field_ttls:
+            messages.append(
+                checks.Warning(
+                    f"OPTIONS['FIELD_TTL'] of CACHES[{alias!r}] is True, but {advice.label} is {software}: "
+                    + (
+                        "its hashes with field TTLs are hashtables, about 40% more memory per session."
+                        if software.hsetex
+                        else "it has no HSETEX, so sessions are written with the script anyway."
+                    ),
+                    hint="Set FIELD_TTL to None: field TTLs where the server keeps buckets compact (Redis 8).",
+                    id="cache_sessions.W013",
+                )
+            )
+        if forced is False and software.compact_field_ttls:
+            messages.append(
+                checks.Info(
+                    f"OPTIONS['FIELD_TTL'] of CACHES[{alias!r}] is False on {advice.label} ({software}): saves run "
+                    f"a script at about five times the Redis CPU of field TTLs.",
+                    hint="Set FIELD_TTL to None once no process of a release without field TTLs writes these "
+                    "buckets (docs: hash mode, upgrading to Redis 8).",
+                    id="cache_sessions.I002",
+                )
+            )
     return messages
 
 
@@ -168,6 +206,19 @@ def check_listpack_limits(alias: str, sessions: Any) -> list[checks.CheckMessage
         )
     if value is not None and inline is None and value < RECOMMENDED_VALUE_LIMIT:
         overflowed, seen = overflow_sample(sessions)
+        busy = max(advice.sizes[1] for advice in advise(sessions))
+        if not seen and busy > value:  # a new or small site: the size of a session made here
+            messages.append(
+                checks.Warning(
+                    f"A logged-in session of CACHES[{alias!r}] with a CSRF token and a message is {busy} bytes, "
+                    f"more than the server's hash-max-listpack-value ({value} bytes), so such sessions are kept "
+                    f"under keys of their own, which costs more memory than string mode (no session is stored "
+                    f"yet to measure).",
+                    hint=f"Set hash-max-listpack-value {RECOMMENDED_VALUE_LIMIT} in redis.conf (or CONFIG SET), "
+                    f"or USE_HASH=False. To silence: SILENCED_SYSTEM_CHECKS = ['cache_sessions.W001'].",
+                    id="cache_sessions.W001",
+                )
+            )
         if seen and overflowed >= OVERFLOW_SHARE * seen:
             messages.append(
                 checks.Warning(

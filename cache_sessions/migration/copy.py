@@ -144,12 +144,16 @@ def _pipelined(sessions: Storage, calls: list[Call[bool]]) -> list[bool]:
             args = calls[position].args
             assert args is not None
             pipe.execute_command(*args, **calls[position].options)
+            for command in calls[position].more:  # a call of several commands (field TTLs)
+                pipe.execute_command(*command)
         with errors.translated():
-            replies = pipe.execute(raise_on_error=False)
-        for position, reply in zip(positions, replies, strict=True):
-            if isinstance(reply, Exception):
-                results[position] = sessions.execute(calls[position])
+            replies = pipe.execute(raise_on_error=False)[::-1]
+        for position in positions:
+            call = calls[position]
+            taken = [replies.pop() for _ in range(1 + len(call.more))]
+            if any(isinstance(one, Exception) for one in taken):
+                results[position] = sessions.execute(call)
                 continue
-            parsed = calls[position].parse(reply)
+            parsed = call.parse(taken if call.more else taken[0])
             results[position] = sessions.execute(parsed) if isinstance(parsed, Call) else parsed
     return [bool(result) for result in results]

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import errors, keys
 from ..errors import CorruptSession
-from ..format.codec import is_overflow_pointer
+from ..format.codec import is_overflow_pointer, read_header
 from ..storage.base import Storage
 from ..storage.buckets import HashStorage
 from ..storage.calls import Call
@@ -83,12 +83,21 @@ class CacheSessionsSource(Source):
         if isinstance(self.old, HashStorage):
             bucket, field, overflow = self.old.locate(key)
 
-            def got(data: bytes | None) -> Found | Call[Found | None] | None:
+            def got(data: bytes | None, expires_at: float | None = None) -> Found | Call[Found | None] | None:
                 if data is not None and is_overflow_pointer(data):
-                    return Call(("GET", overflow), lambda value: readable(self._parse_or_none, value))
-                return readable(self._parse_or_none, data)
+                    at = read_header(data)[2]  # the pointer's: the overflow value need not carry one
+                    return Call(("GET", overflow), lambda value: self._found(value, at))
+                return self._found(data, expires_at)
 
-            return Call(("HGET", bucket, field), got)
+            if not self.old.field_ttls():
+                return Call(("HGET", bucket, field), got)
+
+            def got_with_ttl(replies: list[Any]) -> Found | Call[Found | None] | None:
+                data, (at,) = replies  # HPEXPIRETIME (ms): -1 without a TTL, -2 without the field
+                return got(data, at / 1000 if at > 0 else None)
+
+            # With field TTLs the value has no expiry in its header: its field's TTL is asked with it.
+            return Call(("HGET", bucket, field), got_with_ttl, more=(("HPEXPIRETIME", bucket, "FIELDS", 1, field),))
         assert isinstance(self.old, StringStorage)
         return string_read(self.old.redis_key(key), self._parse)
 
@@ -102,11 +111,19 @@ class CacheSessionsSource(Source):
     def _parse_or_none(self, data: bytes | None) -> Found | None:
         return None if data is None else self._parse(data)
 
+    def _found(self, data: bytes | None, expires_at: float | None) -> Found | None:
+        """What ``data`` holds, its expiry from outside the value when the value has none."""
+        found = readable(self._parse_or_none, data)
+        if found is not None and found.expires_at is None and expires_at is not None:
+            return Found(found.data, expires_at)
+        return found
+
     def read(self, key: str) -> Found | None:
         call = self._call(key)
         return None if call is None else self.old.execute(call)
 
     async def aread(self, key: str) -> Found | None:
+        await self.old.aprepare()  # field_ttls(), learnt without blocking the loop
         call = self._call(key)
         return None if call is None else await self.old.aexecute(call)
 

@@ -35,6 +35,7 @@ from typing import Any
 from .. import errors
 from ..errors import CorruptSession
 from ..format.codec import is_overflow_pointer, read_header
+from ..topology import server_facts
 from . import index
 from .base import Storage
 from .buckets import USER_BUCKET_NAME, HashStorage
@@ -154,18 +155,31 @@ def _string_values(redis: Any, names: list[bytes]) -> list[tuple[tuple[bytes, ..
 def _bucket_values(
     sessions: HashStorage, redis: Any, bucket: bytes, fields: dict[bytes, bytes]
 ) -> list[tuple[tuple[bytes, ...], bytes, int]]:
-    """``(place, value, expires_at)`` of a page of a bucket (overflow keys read in one pipeline)."""
+    """``(place, value, expires_at)`` of a page of a bucket (overflow keys, and the TTLs of
+    fields written with one, read in one pipeline)."""
     pointers = [field for field, value in fields.items() if is_overflow_pointer(value)]
+    expiries: dict[bytes, int | None] = {}
+    for field, value in fields.items():
+        try:
+            expiries[field] = read_header(value)[2]
+        except CorruptSession:
+            continue
+    # Values without an expiry of their own: written with field TTLs (where the server has them).
+    timed = (
+        [field for field, expiry in expiries.items() if expiry is None] if server_facts.software(redis).hsetex else []
+    )
     pipe = redis.pipeline(transaction=False)
     for field in pointers:
         pipe.get(bucket + b":" + field)
-    overflowed = dict(zip(pointers, pipe.execute() if pointers else [], strict=True))
+    if timed:
+        pipe.execute_command("HEXPIRETIME", bucket, "FIELDS", len(timed), *timed)
+    replies = pipe.execute() if pointers or timed else []
+    overflowed = dict(zip(pointers, replies[: len(pointers)], strict=True))
+    if timed:
+        expiries |= {field: at if at > 0 else None for field, at in zip(timed, replies[-1], strict=True)}
     found: list[tuple[tuple[bytes, ...], bytes, int]] = []
-    for field, value in fields.items():
-        try:
-            expires_at = read_header(value)[2]
-        except CorruptSession:
-            continue
+    for field, expires_at in expiries.items():
+        value = fields[field]
         stored = overflowed.get(field, value)
         if stored and expires_at:
             found.append(((bucket, field), stored, expires_at))

@@ -77,8 +77,9 @@ class Storage(Executor):
     def aredis(self, sync_redis: Redis) -> Any:
         return self.topology.aredis(sync_redis)
 
-    async def aprepare(self) -> None:
-        """Learn, without blocking the loop, the server facts a call builder needs."""
+    async def aprepare(self, quiet: bool = False) -> None:
+        """Learn, without blocking the loop, the server facts a call builder needs (``quiet``:
+        a failure is left to the call itself, which is retried)."""
 
     # The contract of a storage mode: each operation is one Call, sent by either executor.
 
@@ -100,6 +101,7 @@ class Storage(Executor):
         self.execute(self.delete_call(session_key))
 
     async def aload(self, session_key: str) -> dict[str, Any] | None:
+        await self.aprepare(quiet=True)
         return await self.aexecute(self.load_call(session_key))
 
     async def aexists(self, session_key: str) -> bool:

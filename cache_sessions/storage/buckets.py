@@ -5,9 +5,12 @@ A record (a session) with key ``k`` lives in the hash
 under the field ``KEY_GENERATOR(k)`` (default: a 12-byte BLAKE2b digest of
 ``k``, so a copy of Redis does not even hold usable session keys). Small
 hashes use Redis's compact listpack encoding, which costs far less memory
-than one key per session. The value carries its absolute expiry (see
-``codec.py``); the scripts in ``lua.py`` compare it with the Redis server's
-clock, reads with the web server's. A value larger than the server's ``hash-max-listpack-value`` would
+than one key per session. Where the server keeps hashes with field TTLs
+compact (Redis 8, ``FIELD_TTL``), each field carries its own TTL and writes
+are plain commands (``field_ttls.py``); elsewhere the value carries its
+absolute expiry (see ``codec.py``), which the scripts in ``lua.py`` compare
+with the Redis server's clock. Reads judge both kinds (a value with an expiry
+in its header, with the web server's clock). A value larger than the server's ``hash-max-listpack-value`` would
 turn its whole bucket into a hashtable for good, so it is stored under an
 overflow key ``<bucket>:<field>`` instead, with a 5-byte pointer in the
 bucket.
@@ -21,6 +24,8 @@ import re
 import time
 import zlib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -29,9 +34,12 @@ from .. import errors
 from ..errors import CorruptSession
 from ..format.codec import is_overflow_pointer, overflow_pointer, read_header
 from ..topology import async_clients, server_facts
-from . import lua
+from . import field_ttls, lua
 from .base import Storage
 from .calls import Call, answer, evalsha
+from .field_ttls import CREATE as CREATE
+from .field_ttls import UPDATE as UPDATE
+from .field_ttls import UPSERT as UPSERT
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -41,8 +49,16 @@ if TYPE_CHECKING:
 
 SWEEP_ONE_WRITE_IN = 16  # a write sweeps its own bucket on average once every 16 writes...
 SWEEP_FIELDS = 64  # ...looking at up to 64 fields: bounded work, amortised over writes
-UPDATE, CREATE, UPSERT = 0, 1, 2  # modes of the WRITE script
+# A load also fetches the overflow key in its round trip when overflow is likely: when the
+# bucket's limit is below this many bytes (a logged-in session with a few entries is 80-250),
+# or when at least this share of this process's recent loads met a pointer.
+OVERFLOW_LIKELY_BELOW = 128
+OVERFLOW_LIKELY_SHARE = 1 / 16
+RECENT_LOADS = 32  # the weight of one load in that share (an exponential moving average)
 MAX_EXPIRY = 2**32 - 1  # the 4-byte expiry field: year 2106
+# (session key, the expiry in the header of the value its last load found, or None): what a
+# request (a thread, or an asyncio task) loaded, for its save (``field_ttl_write_call``).
+loaded_expiry: ContextVar[tuple[str, int | None] | None] = ContextVar("cache_sessions_loaded_expiry", default=None)
 
 
 def digest(key: str) -> bytes:
@@ -86,6 +102,9 @@ class HashStorage(Storage):
         self.buckets = options.buckets
         self._last_located: tuple[str, tuple[bytes, bytes, bytes]] | None = None
         self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
+        self._field_ttls: tuple[int, bool] | None = None  # (server_facts.generation, whether writes use them)
+        self.pointer_share = 0.0  # of this process's recent loads, those that met a pointer
+        self._prepared = -1  # the server_facts.generation whose facts aprepare() has learnt
 
     # Names ---------------------------------------------------------------
 
@@ -128,29 +147,102 @@ class HashStorage(Storage):
         self._inline_limit = (server_facts.generation, limit)
         return limit
 
-    async def aprepare(self) -> None:
-        """Read the servers' listpack limits with ``redis.asyncio`` (once per process and
-        server), so that building a write never does blocking I/O on the loop."""
-        if self.options.hash_max_inline is not None:
+    def field_ttls(self) -> bool:
+        """Whether writes give each field its own TTL (``field_ttls.py``): ``FIELD_TTL``, by
+        default wherever every server keeps such buckets compact (Redis 8.0+; the software
+        is read once per process and server)."""
+        forced = self.options.field_ttl
+        if forced is False:
+            return False
+        known = self._field_ttls
+        if known is not None and known[0] == server_facts.generation:
+            return known[1]
+        with errors.translated():
+            use = all(server_facts.field_ttls(redis, forced) for redis in self.servers())
+        self._field_ttls = (server_facts.generation, use)
+        return use
+
+    async def aprepare(self, quiet: bool = False) -> None:
+        """Read the servers' listpack limits and software with ``redis.asyncio`` (once per
+        process and server), so that building a call never does blocking I/O on the loop
+        (``quiet``: a failure is left to the call itself, which is retried)."""
+        if self._prepared == server_facts.generation:
             return
-        for redis in self.servers():
-            if server_facts.of(redis).listpack_limits is None:
+        try:
+            for redis in self.servers():
+                facts = server_facts.of(redis)
+                if facts.listpack_limits is not None and (
+                    facts.software is not None or self.options.field_ttl is False
+                ):
+                    continue
                 try:
-                    await server_facts.alistpack_limits(redis, self.aredis(redis))
+                    async_redis = self.aredis(redis)
+                    if self.options.hash_max_inline is None:
+                        await server_facts.alistpack_limits(redis, async_redis)
+                    if self.options.field_ttl is not False:
+                        await server_facts.asoftware(redis, async_redis)
                 except async_clients.NotNative:
-                    await sync_to_async(server_facts.listpack_limits)(redis)
+                    await sync_to_async(self._learn)(redis)
+        except errors.REDIS_ERRORS as exc:
+            if quiet:
+                return
+            raise errors.translate(exc) from exc
+        self._prepared = server_facts.generation
+
+    def _learn(self, redis: Any) -> None:
+        server_facts.listpack_limits(redis)
+        server_facts.software(redis)
 
     # Operations (one round trip each) --------------------------------------
 
     def load_call(self, key: str) -> Call[dict[str, Any] | None]:
+        """``HGET``, and in the same round trip the ``GET`` of the overflow key when overflow is
+        likely here (``overflow_likely``); else a pointer costs a second round trip."""
         bucket, field, overflow = self.locate(key)
 
         def parse(data: bytes | None) -> dict[str, Any] | Call[dict[str, Any] | None] | None:
-            if data is not None and is_overflow_pointer(data):  # a big session: a second round trip
-                return Call(("GET", overflow), self.decode)
+            if data is not None and self._seen(key, data):  # a big session: a second round trip
+                return Call(("GET", overflow), self.decode, on=bucket)
             return self.decode(data)
 
+        def parse_both(replies: list[bytes | None]) -> dict[str, Any] | None:
+            data, overflowed = replies
+            if data is not None and self._seen(key, data):
+                return self.decode(overflowed)
+            return self.decode(data)
+
+        if self.overflow_likely():
+            return Call(("HGET", bucket, field), parse_both, more=(("GET", overflow),))
         return Call(("HGET", bucket, field), parse)
+
+    def overflow_likely(self) -> bool:
+        """Whether a load should fetch the overflow key with the field: the bucket's limit is
+        small (a stock server's 64 bytes) or not known yet (no I/O here: a write or ``aprepare``
+        learns it), or this process's recent loads met pointers often."""
+        limit = self.known_inline_limit()
+        return limit is None or limit < OVERFLOW_LIKELY_BELOW or self.pointer_share >= OVERFLOW_LIKELY_SHARE
+
+    def known_inline_limit(self) -> int | None:
+        """``inline_limit()`` if it needs no round trip (every server's limits already read)."""
+        if self.options.hash_max_inline is not None:
+            return self.options.hash_max_inline
+        known = self._inline_limit
+        if known is not None and known[0] == server_facts.generation:
+            return known[1]
+        try:
+            if any(server_facts.of(redis).listpack_limits is None for redis in self.servers()):
+                return None
+        except errors.REDIS_ERRORS:  # a cluster that cannot be reached: the load itself will say so
+            return None
+        return self.inline_limit()
+
+    def _seen(self, key: str, data: bytes) -> bool:
+        """Whether a value a load found is a pointer; counted in ``pointer_share``, and the
+        expiry in its header remembered for this request's save (``loaded_expiry``)."""
+        pointer = is_overflow_pointer(data)
+        self.pointer_share += ((1.0 if pointer else 0.0) - self.pointer_share) / RECENT_LOADS
+        loaded_expiry.set((key, field_ttls.header_expiry(data)))
+        return pointer
 
     def exists_call(self, key: str) -> Call[bool]:
         return self.alive_place_call(self.place(key))
@@ -163,6 +255,8 @@ class HashStorage(Storage):
 
     def delete_place_call(self, place: tuple[bytes, ...]) -> Call[bool]:
         bucket, field = place
+        if self.field_ttls():
+            return field_ttls.delete(bucket, field, overflow_key(bucket, field))
         return evalsha(lua.DELETE, [bucket, overflow_key(bucket, field)], [field], bool)
 
     def create_call(self, key: str, session: Mapping[str, Any], ttl: int) -> Call[bool]:
@@ -172,19 +266,28 @@ class HashStorage(Storage):
         return self.write_call(key, session, ttl, UPDATE)
 
     def write(self, key: str, session: Mapping[str, Any], ttl: int, mode: int) -> bool:
-        """One WRITE script call; ``mode`` is ``CREATE``, ``UPDATE`` or ``UPSERT``."""
+        """One write; ``mode`` is ``CREATE``, ``UPDATE`` or ``UPSERT``."""
         return self.execute(self.write_call(key, session, ttl, mode))
 
     def write_call(
         self, key: str, session: Mapping[str, Any], ttl: int, mode: int, sweep: int | None = None
     ) -> Call[bool]:
-        """The WRITE script (``sweep``: fields to sweep; by default a random 1 in
+        """A write with field TTLs (``field_ttls.write``) where the servers keep them compact,
+        else the WRITE script (``sweep``: fields to sweep; by default a random 1 in
         ``SWEEP_ONE_WRITE_IN`` writes sweeps ``SWEEP_FIELDS``)."""
         if ttl <= 0:  # expired on arrival: never send a zero or negative TTL to a bucket
             if mode == CREATE:
                 return answer(True)
-            bucket, field, overflow = self.locate(key)
-            return evalsha(lua.DELETE, [bucket, overflow], [field], lambda _: True)
+            delete = self.delete_place_call(self.place(key))
+            return Call(delete.args, lambda _: True, delete.script, more=delete.more)
+        if self.field_ttls():
+            return self.field_ttl_write_call(key, session, ttl, mode)
+        return self.script_write_call(key, session, ttl, mode, sweep)
+
+    def script_write_call(
+        self, key: str, session: Mapping[str, Any], ttl: int, mode: int, sweep: int | None = None
+    ) -> Call[bool]:
+        """The WRITE script: the expiry in the value's header, the bucket's TTL raised."""
         if sweep is None:
             sweep = SWEEP_FIELDS if random.randrange(SWEEP_ONE_WRITE_IN) == 0 else 0
         now = int(time.time())
@@ -195,6 +298,36 @@ class HashStorage(Storage):
             value, overflow_value = overflow_pointer(expires_at), value
         bucket, field, overflow = self.locate(key)
         return evalsha(lua.WRITE, [bucket, overflow], [field, value, overflow_value, ttl, mode, sweep, now], bool)
+
+    def field_ttl_write_call(self, key: str, session: Mapping[str, Any], ttl: int, mode: int) -> Call[bool]:
+        """``field_ttls.write``; a server that turns out not to know HSETEX (a failover to an
+        older replica) gets the WRITE script instead, and this process stops sending it HSETEX."""
+        now = int(time.time())
+        ttl = min(ttl, MAX_EXPIRY - now)  # the pointer's 4-byte expiry, and Redis's own bound on field TTLs
+        value = self.codec.encode(session)  # no expiry in the header: the field's TTL says it
+        pointer = overflow_pointer(now + ttl) if len(value) > self.inline_limit() else None
+        bucket, field, overflow = self.locate(key)
+        if mode == UPDATE and (loaded := loaded_expiry.get()) is not None and loaded[0] == key:
+            loaded_expiry.set(None)
+            if loaded[1] is not None and loaded[1] <= time.time():
+                # A value of the script layout that expired since this request loaded it: HSETEX FXX
+                # knows nothing of its header, so it is removed and the save refused here, as the
+                # script would.
+                delete = field_ttls.delete(bucket, field, overflow)
+                return Call(delete.args, lambda _: False, more=delete.more, on=bucket)
+        # A create refused by a leftover the script layout wrote (its expiry in its header,
+        # unswept): the script replaces it, as it would have (the rare case of a key chosen by
+        # the app, an app record's: session keys are random).
+        leftover = partial(self.script_write_call, key, session, ttl, mode, 0)
+        call = field_ttls.write(bucket, field, overflow, value, pointer, ttl, mode, leftover)
+
+        def without_hsetex() -> Call[bool]:
+            server_facts.of(self.redis_for(bucket)).hsetex_refused = True
+            self._field_ttls = None
+            return self.write_call(key, session, ttl, mode)
+
+        call.fallback, call.fallback_on = without_hsetex, "unknown command"
+        return call
 
     def describe(self, key: str) -> dict[str, Any]:
         bucket, field, overflow = self.locate(key)
@@ -209,6 +342,7 @@ class HashStorage(Storage):
                 "field": field,
                 "overflow_key": overflow if pointer else None,
                 "ttl": redis.ttl(overflow if pointer else bucket),
+                "field_ttl": redis.httl(bucket, field)[0] if self.field_ttls() else None,
                 "bytes": len(stored or b""),
                 "bucket_fields": redis.hlen(bucket),
                 "bucket_encoding": redis.object("encoding", bucket),

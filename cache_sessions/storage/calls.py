@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from .lua import Script
 
 T = TypeVar("T")
-WRITE_COMMANDS = frozenset({"SET", "DEL"})  # the plain commands of the storage modes that write
+# The plain commands of the storage modes that write (what MIN_REPLICAS_ACK waits for).
+WRITE_COMMANDS = frozenset({"SET", "DEL", "HSETEX", "HDEL"})
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slower, and one is made per round trip
@@ -24,20 +25,35 @@ class Call(Generic[T]):
     """One round trip: the command to send and how to read its reply (never changed once made).
 
     ``parse`` may return another ``Call`` instead of a result: a second round trip
-    that the reply showed is needed (a hash-mode session stored under an overflow
-    key); both executors send it in turn.
+    that the reply showed is needed (a create refused: was it this very create,
+    retried?); both executors send it in turn.
+
+    ``more``: further commands sent after ``args`` in the same round trip (one
+    pipeline write, not a transaction: each command of the list must be safe
+    whatever runs between them); ``parse`` then gets the list of their replies,
+    ``args``'s first. A retry sends the whole list again.
     """
 
     args: tuple[Any, ...] | None  # None: nothing to send; the result is parse(None)
     parse: Callable[[Any], T | Call[T]]
     script: Script | None = None  # args is an EVALSHA of this script (SCRIPT LOAD on NOSCRIPT)
     options: Mapping[str, Any] = field(default_factory=dict)  # for redis-py's reply callbacks
-    fallback: Callable[[], Call[T]] | None = None  # sent instead when the server says "syntax error"
+    fallback: Callable[[], Call[T]] | None = None  # sent instead when the server's error says fallback_on
+    fallback_on: str = "syntax error"
+    more: tuple[tuple[Any, ...], ...] = ()
+    on: bytes | None = None  # the name whose server gets the call, if not its first key (a bucket's overflow key)
+
+    @property
+    def commands(self) -> tuple[tuple[Any, ...], ...]:
+        """Every command of the round trip, as a pipeline sends them (a script as EVAL)."""
+        return (pipelined(self), *self.more)
 
     @property
     def route(self) -> bytes:
         """The key that decides which server gets the call (its first key)."""
         assert self.args is not None
+        if self.on is not None:
+            return self.on
         return self.args[3] if self.args[0] == "EVALSHA" else self.args[1]  # type: ignore[no-any-return]
 
     @property
@@ -45,7 +61,9 @@ class Call(Generic[T]):
         """Whether the call changes a session or record (what ``MIN_REPLICAS_ACK`` waits for)."""
         if self.args is None:
             return False
-        return self.script.needs_ack if self.script is not None else self.args[0] in WRITE_COMMANDS
+        if self.script is not None:
+            return self.script.needs_ack
+        return self.args[0] in WRITE_COMMANDS or any(command[0] in WRITE_COMMANDS for command in self.more)
 
 
 def evalsha(script: Script, keys: list[bytes], args: list[Any], parse: Callable[[Any], T]) -> Call[T]:

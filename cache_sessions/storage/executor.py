@@ -57,7 +57,7 @@ class Executor:
         try:
             reply = self.topology.send(call.route, send, call, acks)
         except ResponseError as exc:
-            if call.fallback is None or "syntax error" not in str(exc):
+            if call.fallback is None or call.fallback_on not in str(exc):
                 raise errors.translate(exc) from exc
             return self._execute(call.fallback())
         except errors.REDIS_ERRORS as exc:
@@ -100,7 +100,7 @@ class Executor:
             acks = self.acks if call.needs_ack else None
             reply = await self.topology.aretried(partial(asend, redis, call, acks))
         except ResponseError as exc:
-            if call.fallback is None or "syntax error" not in str(exc):
+            if call.fallback is None or call.fallback_on not in str(exc):
                 raise errors.translate(exc) from exc
             return await self.aexecute(call.fallback())
         except errors.REDIS_ERRORS as exc:
@@ -154,17 +154,24 @@ class Executor:
         MIN_REPLICAS_ACK's WAIT (whose reply is last)."""
         for index in indexes:
             pipe.execute_command(*pipelined(calls[index]), **calls[index].options)
+            for command in calls[index].more:
+                pipe.execute_command(*command)
         if self.acks is not None and any(calls[index].needs_ack for index in indexes):
             pipe.execute_command("WAIT", self.acks.replicas, self.acks.timeout_ms)
         return pipe
 
     def _parsed(self, calls: list[Call[Any]], indexes: list[int], replies: list[Any]) -> list[tuple[int, Any]]:
         """``(index, result or follow-up Call)`` for each reply of a ``_queued`` pipeline."""
-        if len(replies) > len(indexes):  # the WAIT's
+        if len(replies) > sum(1 + len(calls[index].more) for index in indexes):  # the WAIT's
             assert self.acks is not None
             with errors.translated():
                 self.acks.check(replies.pop())
-        return [(index, calls[index].parse(reply)) for index, reply in zip(indexes, replies, strict=True)]
+        parsed, replies = [], replies[::-1]
+        for index in indexes:
+            call = calls[index]
+            reply = replies.pop() if not call.more else [replies.pop() for _ in range(1 + len(call.more))]
+            parsed.append((index, call.parse(reply)))
+        return parsed
 
     def _by_client(self, calls: list[Call[Any]]) -> list[tuple[Any, list[int]]]:
         groups: dict[int, tuple[Any, list[int]]] = {}
@@ -179,6 +186,8 @@ def send(redis: Redis, call: Call[Any], acks: Acks | None) -> Any:
     """One attempt at ``call`` on ``redis``, reloading its script on NOSCRIPT (``acks``: the
     WAIT of MIN_REPLICAS_ACK, in the same round trip)."""
     assert call.args is not None
+    if call.more:
+        return _replies(_pipeline(redis, call, acks).execute(), acks)
     if acks is not None:
         return acks.send(redis, call)
     command: Any = redis.execute_command  # untyped in redis-py
@@ -194,6 +203,8 @@ def send(redis: Redis, call: Call[Any], acks: Acks | None) -> Any:
 async def asend(redis: AsyncRedis, call: Call[Any], acks: Acks | None) -> Any:
     """``send`` on ``redis.asyncio``."""
     assert call.args is not None
+    if call.more:
+        return _replies(await _pipeline(redis, call, acks).execute(), acks)
     if acks is not None:
         return await acks.asend(redis, call)
     command: Any = redis.execute_command  # untyped in redis-py
@@ -204,3 +215,20 @@ async def asend(redis: AsyncRedis, call: Call[Any], acks: Acks | None) -> Any:
             raise
         await redis.script_load(call.script.source)
         return await command(*call.args, **call.options)
+
+
+def _pipeline(redis: Any, call: Call[Any], acks: Acks | None) -> Any:
+    """A call of several commands as one pipeline (sync or async), MIN_REPLICAS_ACK's WAIT last;
+    made anew by each attempt."""
+    pipe = redis.pipeline(transaction=False)
+    for command in call.commands:
+        pipe.execute_command(*command)
+    if acks is not None:
+        pipe.execute_command("WAIT", acks.replicas, acks.timeout_ms)
+    return pipe
+
+
+def _replies(replies: list[Any], acks: Acks | None) -> list[Any]:
+    if acks is not None:
+        acks.check(replies.pop())
+    return replies

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "HASH_KEY_GENERATOR": None,  # None: h{crc32(key) % BUCKETS}
     "HASH_KEYS_CHECK_FOR_EXPIRY": None,  # None: a random sample of buckets
     "HASH_MAX_INLINE": None,  # None: the server's hash-max-listpack-value
+    "FIELD_TTL": None,  # hash mode's writes: None, field TTLs where buckets stay compact (Redis 8); True, False
     "COMPRESS_LIB": "snappy",
     "COMPRESS_MIN_LENGTH": 400,
     "LOG_KEY_ERROR": False,
@@ -91,6 +92,7 @@ class SessionOptions:
     hash_key_generator: keys.KeyGenerator | None
     hash_keys_check_for_expiry: Callable[..., Iterable[bytes | str]] | None
     hash_max_inline: int | None
+    field_ttl: bool | None
     codec: Codec
     log_key_error: bool
     retry: Retry
@@ -128,6 +130,7 @@ class SessionOptions:
             hash_key_generator=_callable(values, "HASH_KEY_GENERATOR"),
             hash_keys_check_for_expiry=_callable(values, "HASH_KEYS_CHECK_FOR_EXPIRY"),
             hash_max_inline=inline,
+            field_ttl=_field_ttl(values),
             codec=codec,
             log_key_error=bool(values["LOG_KEY_ERROR"]),
             retry=retry,
@@ -196,6 +199,16 @@ def _int(values: Mapping[str, Any], name: str, minimum: int, maximum: int | None
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= {minimum}, not {value!r}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be at most {maximum}, not {value!r}")
+    return value
+
+
+def _field_ttl(values: Mapping[str, Any]) -> bool | None:
+    value = values["FIELD_TTL"]
+    if value is not None and not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"OPTIONS['FIELD_TTL'] must be None (field TTLs where the server keeps buckets compact: Redis 8), "
+            f"True (wherever the server has HSETEX) or False (never), not {value!r}"
+        )
     return value
 
 

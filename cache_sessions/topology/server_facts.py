@@ -1,11 +1,13 @@
 """What the engine learns about a Redis server, once per process.
 
 Django builds a cache object, and so a django-redis client, per thread and
-per asyncio task; facts about the server (its listpack limits, whether it
-knows ``SET ... NX GET``) must not be re-read by each of them. They are kept
-here, per server (address, unix socket or Sentinel service, and the user,
-since ACLs decide what ``CONFIG GET`` may read), for the life of the process:
-a later ``CONFIG SET`` is seen after a restart of the web process.
+per asyncio task; facts about the server (its listpack limits, which software
+and version it is, whether it knows ``SET ... NX GET``) must not be re-read by
+each of them. They are kept here, per server (address, unix socket or Sentinel
+service, and the user, since ACLs decide what ``CONFIG GET`` and ``INFO`` may
+read), for the life of the process: a later ``CONFIG SET`` or upgrade is seen
+after a restart of the web process (a server that forgets a command it was
+known for is caught by the call's fallback: ``Call.fallback``).
 """
 
 from __future__ import annotations
@@ -13,24 +15,70 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
 DEFAULT_INLINE_LIMIT = 64  # Redis's own default hash-max-listpack-value
+F = TypeVar("F")
+
+
+@dataclass(frozen=True)
+class Software:
+    """Which server software answers, and its version (from ``INFO server``)."""
+
+    name: str  # "redis", "valkey", or "unknown" when INFO is refused (ACL, renamed command)
+    version: tuple[int, ...] = ()
+
+    @property
+    def hsetex(self) -> bool:
+        """Whether it has ``HSETEX ... FNX|FXX``: hash fields with TTLs written conditionally
+        (Redis 8.0, Valkey 9.0)."""
+        return (self.name == "redis" and self.version >= (8,)) or (self.name == "valkey" and self.version >= (9,))
+
+    @property
+    def compact_field_ttls(self) -> bool:
+        """Whether a small hash whose fields carry TTLs keeps its compact encoding: Redis 8's
+        ``listpackex`` (measured: +1 to +7 bytes a session). Valkey 9 converts it to a hashtable
+        (+40%), and Redis 7 has no HSETEX."""
+        return self.name == "redis" and self.version >= (8,)
+
+    def field_ttls(self, forced: bool | None) -> bool:
+        """Whether hash mode writes with field TTLs here, ``forced`` being ``FIELD_TTL``: None,
+        where they keep buckets compact; True, wherever HSETEX may exist (a server INFO does not
+        describe is tried: see ``ServerFacts.hsetex_refused``); False, never."""
+        if forced is None:
+            return self.compact_field_ttls
+        return forced and (self.hsetex or not self.version)
+
+    def __str__(self) -> str:
+        if not self.version:
+            return f"{self.name} (version unknown)"
+        return {"redis": "Redis", "valkey": "Valkey"}.get(self.name, self.name) + " " + ".".join(map(str, self.version))
+
+
+UNKNOWN = Software("unknown")
 
 
 @dataclass
 class ServerFacts:
     # (hash-max-listpack-entries, hash-max-listpack-value); None until read, (None, None) if CONFIG is refused.
     listpack_limits: tuple[int | None, int | None] | None = None
+    # Which software and version; None until read, UNKNOWN if INFO is refused.
+    software: Software | None = None
     # SET with both NX and GET (Redis 7.0+). Assumed until a server answers "syntax error".
     set_nx_get: bool = True
+    # HSETEX, when the software said so; False once the server answered "unknown command"
+    # (a failover to an older replica): hash mode writes with its script again.
+    hsetex_refused: bool = False
     # Held while a fact is read from the server, so that threads starting together ask once;
-    # on asyncio, the read under way in each loop, which tasks starting together await.
+    # on asyncio, the reads under way in each loop (by fact), which tasks starting together await.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    reading: weakref.WeakKeyDictionary[Any, Any] = field(default_factory=weakref.WeakKeyDictionary, repr=False)
+    reading: weakref.WeakKeyDictionary[Any, dict[str, Any]] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
 
 
 _facts: dict[tuple[Any, ...], ServerFacts] = {}
@@ -68,39 +116,86 @@ def of(redis: Any) -> ServerFacts:
 def listpack_limits(redis: Any) -> tuple[int | None, int | None]:
     """``(hash-max-listpack-entries, hash-max-listpack-value)``, read with one ``CONFIG GET``
     per server and process; ``(None, None)`` when CONFIG is disabled, renamed or forbidden."""
-    facts = of(redis)
-    limits = facts.listpack_limits
-    if limits is None:
-        with facts.lock:
-            limits = facts.listpack_limits
-            if limits is None:
-                limits = facts.listpack_limits = read_listpack_limits(redis)
-    return limits
+    return _learn(redis, "listpack_limits", read_listpack_limits)
 
 
 async def alistpack_limits(redis: Any, async_redis: Any) -> tuple[int | None, int | None]:
     """``listpack_limits`` for the asyncio path: ``async_redis`` asks (once, however many
     tasks start together), the record of ``redis``'s server keeps the answer."""
+    return await _alearn(redis, "listpack_limits", _config_reader(async_redis))
+
+
+def software(redis: Any) -> Software:
+    """Which software and version the server is (one ``INFO server`` per server and process)."""
+    return _learn(redis, "software", read_software)
+
+
+async def asoftware(redis: Any, async_redis: Any) -> Software:
+    """``software`` for the asyncio path (see ``alistpack_limits``)."""
+
+    async def read() -> Software:
+        try:
+            return _software(await async_redis.info("server"))
+        except ResponseError:
+            return UNKNOWN
+
+    return await _alearn(redis, "software", read)
+
+
+def field_ttls(redis: Any, forced: bool | None) -> bool:
+    """Whether hash mode writes with field TTLs on this server: ``forced`` is ``FIELD_TTL``
+    (True: wherever HSETEX exists; False: never; None: where they keep buckets compact)."""
+    if forced is False:
+        return False
     facts = of(redis)
-    limits = facts.listpack_limits
-    if limits is not None:
-        return limits
+    if facts.hsetex_refused:
+        return False
+    return (facts.software or software(redis)).field_ttls(forced)
+
+
+def _learn(redis: Any, name: str, read: Callable[[Any], F]) -> F:
+    facts = of(redis)
+    value: F | None = getattr(facts, name)
+    if value is None:
+        with facts.lock:
+            value = getattr(facts, name)
+            if value is None:
+                value = read(redis)
+                setattr(facts, name, value)
+    return value
+
+
+async def _alearn(redis: Any, name: str, read: Callable[[], Awaitable[F]]) -> F:
+    facts = of(redis)
+    value: F | None = getattr(facts, name)
+    if value is not None:
+        return value
     loop = asyncio.get_running_loop()
-    reading = facts.reading.get(loop)
+    under_way = facts.reading.setdefault(loop, {})
+    reading = under_way.get(name)
     if reading is None:
-        reading = facts.reading[loop] = loop.create_task(_aread_listpack_limits(facts, async_redis))
-    return await asyncio.shield(reading)  # a cancelled caller does not cancel the others' read
+        reading = under_way[name] = loop.create_task(_aread(facts, name, read, under_way))
+    result: F = await asyncio.shield(reading)  # a cancelled caller does not cancel the others' read
+    return result
 
 
-async def _aread_listpack_limits(facts: ServerFacts, async_redis: Any) -> tuple[int | None, int | None]:
+async def _aread(facts: ServerFacts, name: str, read: Callable[[], Awaitable[F]], under_way: dict[str, Any]) -> F:
     try:
-        config = await async_redis.config_get("hash-max-*")
-    except ResponseError:
-        config = {}
+        value = await read()
     finally:
-        facts.reading.pop(asyncio.get_running_loop(), None)
-    limits = facts.listpack_limits = _limits(config)
-    return limits
+        under_way.pop(name, None)
+    setattr(facts, name, value)
+    return value
+
+
+def _config_reader(async_redis: Any) -> Callable[[], Awaitable[tuple[int | None, int | None]]]:
+    async def read() -> tuple[int | None, int | None]:
+        try:
+            return _limits(await async_redis.config_get("hash-max-*"))
+        except ResponseError:
+            return None, None
+
+    return read
 
 
 def read_listpack_limits(redis: Any) -> tuple[int | None, int | None]:
@@ -110,6 +205,29 @@ def read_listpack_limits(redis: Any) -> tuple[int | None, int | None]:
     except ResponseError:
         return None, None
     return _limits(config)
+
+
+def read_software(redis: Any) -> Software:
+    """Ask the server which software it is (every time: for checks and ``cleanuprs --stats``)."""
+    try:
+        return _software(redis.info("server"))
+    except ResponseError:
+        return UNKNOWN
+
+
+def _software(info: dict[str, Any]) -> Software:
+    """Valkey names itself (``server_name``, ``valkey_version``) and also reports a
+    ``redis_version`` for old clients (7.2.4): its own comes first."""
+    if "valkey_version" in info or str(info.get("server_name", "")).lower() == "valkey":
+        name, version = "valkey", info.get("valkey_version", info.get("redis_version"))
+    elif "redis_version" in info:
+        name, version = "redis", info["redis_version"]
+    else:
+        return UNKNOWN
+    try:
+        return Software(name, tuple(int(part) for part in str(version).split(".")[:3]))
+    except ValueError:
+        return Software(name)
 
 
 def _limits(config: dict[Any, Any]) -> tuple[int | None, int | None]:

@@ -4,6 +4,7 @@ Where you are logged in is cache_sessions' own page (``include("cache_sessions.u
 
 from __future__ import annotations
 
+import time
 from pprint import pformat
 from typing import Any
 
@@ -136,21 +137,24 @@ def session_info(request: HttpRequest) -> HttpResponse:
             context.update(
                 field_hex=info["field"].hex(),
                 overflow_key=redis_info.printable(overflow) if overflow else None,
-                expires=_own_expiry(redis.hget(info["key"], info["field"])),
+                expires=_own_expiry(redis.hget(info["key"], info["field"]), info.get("field_ttl")),
                 bucket_ttl=redis_info.ttl(redis.ttl(info["key"])),
                 bucket_fields=info["bucket_fields"],
                 bucket_encoding=redis_info.encoding(info["bucket_encoding"]),
-                compact=info["bucket_encoding"] in (b"listpack", b"ziplist"),
+                compact=info["bucket_encoding"] in (b"listpack", b"ziplist", b"listpackex"),
             )
         else:
             context["expires"] = context["key_ttl"]  # a string key expires by its own TTL
     return render(request, "shop/session.html", context)
 
 
-def _own_expiry(value: bytes | None) -> dict[str, str] | None:
-    """The expiry a hash-mode value carries in its header (the bucket's TTL covers its longest-lived field)."""
+def _own_expiry(value: bytes | None, field_ttl: int | None = None) -> dict[str, str] | None:
+    """The expiry a hash-mode value carries in its header (the bucket's TTL covers its longest-lived field),
+    or, on Redis 8, its field's own TTL."""
     if not value:
         return None
+    if field_ttl is not None and field_ttl > 0:
+        return redis_info.when(time.time() + field_ttl)
     try:
         expires_at = read_header(value)[2]
     except CorruptSession:

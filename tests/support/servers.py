@@ -18,3 +18,16 @@ def standalone() -> RedisServer:
 @functools.cache
 def unix_socket() -> RedisServer:
     return RedisServer(unix_socket=True).start()
+
+
+def field_ttls_here() -> bool:
+    """Whether hash mode writes with field TTLs on the test server (Redis 8: HSETEX, no script)."""
+    from cache_sessions.topology.server_facts import Software
+
+    server = standalone()
+    return Software(server.family(), server.version()).compact_field_ttls
+
+
+def hash_write() -> str:
+    """The first command of a hash-mode session write on the test server."""
+    return "HSETEX" if field_ttls_here() else "EVALSHA"

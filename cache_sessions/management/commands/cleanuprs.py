@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from cache_sessions.storage.advice import advise, label
 from cache_sessions.storage.buckets import HashStorage
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.storage.sweep import (
@@ -25,19 +26,6 @@ from cache_sessions.storage.sweep import (
 
 if TYPE_CHECKING:
     from redis import Redis
-
-
-def label(redis: Redis) -> str:
-    """A server as the reports name it: ``10.0.0.2:6379/1``, ``unix:///run/redis.sock?db=1``,
-    ``mymaster/1 (Sentinel)``; never its password."""
-    pool: Any = redis.connection_pool
-    kwargs = pool.connection_kwargs
-    db = kwargs.get("db", 0)
-    if getattr(pool, "service_name", None):
-        return f"{pool.service_name}/{db} (Sentinel)"
-    if kwargs.get("path"):
-        return f"unix://{kwargs['path']}?db={db}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
 
 
 class Command(BaseCommand):
@@ -93,6 +81,8 @@ class Command(BaseCommand):
             if several:
                 self.stdout.write(f"all {len(servers)} servers:")
             self.report_stats(total, indent="  " if several else "")
+            for advice in advise(sessions):
+                self.stdout.write("\n".join(advice.lines(sessions.options.field_ttl)))
             return
         groups: list[tuple[Redis, Iterable[bytes]]]
         if options["all"]:
@@ -117,6 +107,12 @@ class Command(BaseCommand):
         if tty:
             self.stderr.write("")
         self.stdout.write(("all servers: " if several else "") + self.summary(report, options["dry_run"]))
+        if isinstance(sessions, HashStorage) and sessions.field_ttls():
+            self.stdout.write(
+                "Sessions are written with field TTLs here: Redis removes them itself, nothing to sweep. "
+                "This pass removes what was written with the script (an expiry in the value), before the "
+                "upgrade or by older processes; once none is left, running cleanuprs is no longer needed."
+            )
 
     def summary(self, report: SweepReport, dry_run: bool) -> str:
         verb = "would remove" if dry_run else "removed"
