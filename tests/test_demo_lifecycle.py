@@ -74,6 +74,10 @@ def _listening(port: int) -> bool:
     return True
 
 
+def _default_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     env = dict(os.environ)
@@ -94,6 +98,9 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A terminal's runserver gets SIGHUP's default: not an ignored one inherited from a
+            # test run started under nohup (the settings then leave SIGHUP alone, on purpose).
+            preexec_fn=_default_sighup,
         )
     try:
 
