@@ -23,9 +23,11 @@ from django.test import override_settings
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
+from cache_sessions.cluster import close_all
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
 from cache_sessions.topology import async_clients as aio
+from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
 from tests.support.async_load import AsyncLoad
 from tests.support.clusters import Cluster, contract_cluster, wait_for
@@ -85,6 +87,35 @@ async def test_each_operation_is_native_and_one_round_trip(mode):
             if not (sent.commands["cluster"] or sent.commands["hello"] or sent.commands["client"]):
                 break  # neither a refresh nor a new connection's handshake
         assert sent.round_trips == 1, (name, sent)
+
+
+@pytest.mark.parametrize("user_sessions", [False, True], ids=["", "user-sessions"])
+async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessions):
+    """A process's first async operations (nothing learnt of the servers, no cluster client
+    made, sync or asyncio) learn what they need on the loop's asyncio cluster client: no
+    round trip on a sync connection, none from another thread, and the sync client of
+    the cluster (whose discovery would block the loop) is never made."""
+    config = _cluster_config(**mode, USER_SESSIONS=user_sessions)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        close_all()  # the process's sync cluster clients: made by the tests before
+        facts.forget()
+        client = SessionStore()._storage.client
+        assert client.connection_factory.connected(client._startup_nodes) is None
+        with native_only() as sent:
+            session = SessionStore()
+            await session.acreate()
+            session.update(USER)
+            await session.asave()
+            key = session.session_key
+            assert USER.items() <= (await SessionStore(key).aload()).items()  # (USER_SESSIONS adds its mark)
+            loaded = SessionStore(key)
+            await loaded.aset("n", 1)
+            await loaded.asave()
+        assert client.connection_factory.connected(client._startup_nodes) is None, "the sync client was made"
+        assert (await SessionStore(key).aload())["n"] == 1
+    if mode["USE_HASH"]:
+        assert sent.commands["config"] == 3  # each primary's listpack limit, once
+        assert sent.commands["info"] == 3  # and its software (field TTLs), once
 
 
 async def test_the_contract_natively(mode):
