@@ -22,7 +22,7 @@ from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
-from tests.support.redis_stats import sent_by_clients
+from tests.support.redis_stats import sent_by_clients, sync_io_threads
 from tests.support.servers import field_ttls_here
 
 pytestmark = pytest.mark.django_db(databases=[])
@@ -114,6 +114,29 @@ async def test_concurrent_tasks_read_the_listpack_limit_once():
         SessionStore()._storage.redis().flushdb()
     assert sent.commands["config"] == 1
     assert sent.threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("user_sessions", [False, True], ids=["", "user-sessions"])
+async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessions):
+    """Nothing learnt of the server yet: the first create, save and load learn what they need
+    (the listpack limit, of the sessions' buckets or of the user index's, the software) on
+    the loop's asyncio client, never on a sync connection or in another thread."""
+    config = _config(5, **mode, USER_SESSIONS=user_sessions)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            session = SessionStore()
+            await session.acreate()
+            session.update(USER)
+            await session.asave()
+            loaded = SessionStore(session.session_key)
+            assert USER.items() <= (await loaded.aload()).items()
+            await loaded.aset("n", 1)
+            await loaded.asave()
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sent.threads == {threading.get_ident()}
+        assert sync_io[threading.get_ident()] == 0
+        assert sent.commands["config"] == (1 if mode["USE_HASH"] or user_sessions else 0)
 
 
 def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):

@@ -32,7 +32,7 @@ from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
 from tests.support.async_load import AsyncLoad
 from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
-from tests.support.redis_stats import CountingConnection, sent_by_clients
+from tests.support.redis_stats import CountingConnection, sent_by_clients, sync_io_threads
 from tests.test_cluster_failover import is_primary, replica_of
 
 pytestmark = pytest.mark.django_db(databases=[])
@@ -101,7 +101,7 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
         facts.forget()
         client = SessionStore()._storage.client
         assert client.connection_factory.connected(client._startup_nodes) is None
-        with native_only() as sent:
+        with sync_io_threads() as sync_io, native_only() as sent:
             session = SessionStore()
             await session.acreate()
             session.update(USER)
@@ -112,6 +112,7 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
             await loaded.aset("n", 1)
             await loaded.asave()
         assert client.connection_factory.connected(client._startup_nodes) is None, "the sync client was made"
+        assert sync_io[threading.get_ident()] == 0, "a sync connection connected or sent from the loop's thread"
         assert (await SessionStore(key).aload())["n"] == 1
     if mode["USE_HASH"]:
         assert sent.commands["config"] == 3  # each primary's listpack limit, once
