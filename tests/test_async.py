@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, override_settings
 from django.urls import path
 
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
 from cache_sessions.storage import index as user_index
 from cache_sessions.testing import RedisServer
@@ -137,6 +138,31 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
         assert sent.threads == {threading.get_ident()}
         assert sync_io[threading.get_ident()] == 0
         assert sent.commands["config"] == (1 if mode["USE_HASH"] or user_sessions else 0)
+
+
+async def test_the_first_indexed_delete_and_revoke_learn_on_asyncio(mode):
+    """With USER_SESSIONS, a delete (and the per-user API) removes index records sized by
+    the listpack limit: a process that has not learnt it yet learns it on asyncio too."""
+    config = _config(5, **mode, USER_SESSIONS=True)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        session = SessionStore()
+        session.update(USER)
+        await session.asave()
+        other = SessionStore()
+        other.update(USER)
+        await other.asave()
+        loaded = SessionStore(session.session_key)
+        await loaded.aload()  # indexed: its delete removes its index record too
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            await loaded.adelete()
+            facts.forget()
+            assert await users.arevoke_all_sessions(USER["_auth_user_id"]) == 1
+            facts.forget()
+            assert await users.auser_sessions(USER["_auth_user_id"]) == []
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sync_io[threading.get_ident()] == 0
+        assert sent.commands["config"] >= 2  # learnt anew after each forget()
 
 
 def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):

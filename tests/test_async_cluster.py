@@ -119,6 +119,34 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
         assert sent.commands["info"] == 3  # and its software (field TTLs), once
 
 
+async def test_the_first_indexed_delete_and_revoke_learn_on_asyncio(mode):
+    """With USER_SESSIONS, a delete (and the per-user API) removes index records sized by
+    the listpack limit: a process that has not learnt it yet learns it on asyncio too."""
+    config = _cluster_config(**mode, USER_SESSIONS=True)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        session = SessionStore()
+        session.update(USER)
+        await session.asave()
+        other = SessionStore()
+        other.update(USER)
+        await other.asave()
+        loaded = SessionStore(session.session_key)
+        await loaded.aload()  # indexed: its delete removes its index record too
+        close_all()
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            await loaded.adelete()
+            facts.forget()
+            assert await users.arevoke_all_sessions(USER["_auth_user_id"]) == 1
+            facts.forget()
+            assert await users.auser_sessions(USER["_auth_user_id"]) == []
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sync_io[threading.get_ident()] == 0
+        client = SessionStore()._storage.client
+        assert client.connection_factory.connected(client._startup_nodes) is None
+        assert sent.commands["config"] >= 2  # learnt anew after each forget()
+
+
 async def test_the_contract_natively(mode):
     with native_only():
         key = await stored_session()
