@@ -26,6 +26,7 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.cluster import close_all
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
+from cache_sessions.testing import free_port
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
@@ -145,6 +146,33 @@ async def test_the_first_indexed_delete_and_revoke_learn_on_asyncio(mode):
         client = SessionStore()._storage.client
         assert client.connection_factory.connected(client._startup_nodes) is None
         assert sent.commands["config"] >= 2  # learnt anew after each forget()
+
+
+@pytest.mark.parametrize("use_hash", [False, True], ids=["string", "hash"])
+async def test_a_first_async_operation_on_a_cluster_that_is_not_there_fails_within_the_bound(use_hash):
+    """No node answers (nothing listens): a process's first async operations raise
+    SessionStoreUnavailable within OPERATION_TIMEOUT, from the loop's asyncio cluster
+    client; the loop never waits on a sync connect (the sync client would try every node)."""
+    config = {
+        "BACKEND": "cache_sessions.cache.RedisCache",
+        "LOCATION": [f"redis://127.0.0.1:{free_port()}" for _ in range(3)],
+        "OPTIONS": {
+            "CLIENT_CLASS": "cache_sessions.cluster.ClusterClient",
+            "USE_HASH": use_hash,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "OPERATION_TIMEOUT": 0.5,
+        },
+    }
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        client = SessionStore()._storage.client
+        with sync_io_threads() as sync_io:
+            for operation in (lambda: SessionStore().acreate(), lambda: SessionStore("k" * 32).aload()):
+                started = time.monotonic()
+                with pytest.raises(SessionStoreUnavailable):
+                    await operation()
+                assert time.monotonic() - started < 0.5 + MARGIN
+        assert sync_io[threading.get_ident()] == 0
+        assert client.connection_factory.connected(client._startup_nodes) is None
 
 
 async def test_the_contract_natively(mode):
