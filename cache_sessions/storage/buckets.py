@@ -194,7 +194,6 @@ class HashStorage(Storage):
         records = self.topology.known_facts()  # no I/O: None for a cluster not discovered on sync
         if not records or any(facts.listpack_limits is None for facts in records):
             return None
-        self.learnt(records, server_facts.generation)
         return self.inline_limit()
 
     def _seen(self, key: str, data: bytes) -> bool:

@@ -8,6 +8,12 @@ service, and the user, since ACLs decide what ``CONFIG GET`` and ``INFO`` may
 read), for the life of the process: a later ``CONFIG SET`` or upgrade is seen
 after a restart of the web process (a server that forgets a command it was
 known for is caught by the call's fallback: ``Call.fallback``).
+
+A record is found by a sync client (``of``) or by its key (``of_id``): the
+asyncio path learns without sync clients (``Topology.afacts``), so a Redis
+Cluster's primaries are keyed by address and user (``node_id``, the key of
+their sync clients too) and the cluster as a whole by its startup nodes and user
+(``cluster_id``), known from the settings without connecting.
 """
 
 from __future__ import annotations
