@@ -78,6 +78,7 @@ class ClusterTopology(Topology):
         super().__init__(client, retry)
         self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
         self._last_acluster: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._facts_id: tuple[Any, ...] | None = None  # server_facts.cluster_id of the alias
 
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
@@ -109,8 +110,13 @@ class ClusterTopology(Topology):
     # (kept under its startup nodes: known without connecting), each primary for its limits.
 
     def facts_for(self, name: bytes) -> server_facts.ServerFacts:
-        key = getattr(self.client, "facts_id", None)
-        return server_facts.of_id(key()) if key is not None else server_facts.of(self.cluster())
+        key = self._facts_id
+        if key is None:
+            made = getattr(self.client, "facts_id", None)
+            if made is None:
+                return server_facts.of(self.cluster())
+            key = self._facts_id = made()  # kept: a create asks for it every time
+        return server_facts.of_id(key)
 
     def known_facts(self) -> list[server_facts.ServerFacts] | None:
         made = getattr(self.client, "made_cluster", None)
