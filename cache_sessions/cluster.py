@@ -74,6 +74,14 @@ class ClusterClient(SessionClient):
         """A new ``redis.asyncio`` cluster client of this alias (``ClusterTopology`` keeps one per event loop)."""
         return self.connection_factory.async_cluster(self._startup_nodes)
 
+    def made_cluster(self) -> RedisCluster | None:
+        """The process's cluster client for this alias if it has been made (never connects)."""
+        return cast("RedisCluster | None", self.connection_factory.connected(self._startup_nodes))
+
+    def facts_id(self) -> tuple[Any, ...]:
+        """What the facts of this cluster are kept under (``ClusterTopology.facts_for``)."""
+        return cast(tuple[Any, ...], self.connection_factory.facts_id(self._startup_nodes))
+
     def get_client_with_index(self, write: bool = True, tried: list[int] | None = None) -> tuple[RedisCluster, int]:
         return self.get_client(), 0
 

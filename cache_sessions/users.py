@@ -75,6 +75,7 @@ def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
 
 async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
     sessions, entry = _target(user, alias)
+    await sessions.aprepare()  # the index's limit, learnt on asyncio (not by a call builder, on sync)
     listed: list[UserSession] = await adrive(
         listing(sessions, entry, current_ids(sessions, current)), sessions.aexecute_many
     )
@@ -85,6 +86,7 @@ async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = 
 async def arevoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     sessions, entry = _target(user, alias)
     sid = sid_of(session_id)
+    await sessions.aprepare()
     return sid is not None and bool(await adrive(revoking(sessions, entry, frozenset(), sid), sessions.aexecute_many))
 
 
@@ -92,12 +94,14 @@ async def arevoke_session(user: Any, session_id: str, *, alias: str | None = Non
 async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     user = await request.auser() if hasattr(request, "auser") else request.user
     sessions, entry = _target(user, alias)
+    await sessions.aprepare()
     return int(await adrive(revoking(sessions, entry, current_ids(sessions, request), None), sessions.aexecute_many))
 
 
 @areported
 async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     sessions, entry = _target(user, alias)
+    await sessions.aprepare()
     return int(await adrive(revoking(sessions, entry, frozenset(), None), sessions.aexecute_many))
 
 

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, override_settings
 from django.urls import path
 
+from cache_sessions import users
 from cache_sessions.backend import SessionStore
 from cache_sessions.storage import index as user_index
 from cache_sessions.testing import RedisServer
@@ -22,7 +23,7 @@ from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
-from tests.support.redis_stats import sent_by_clients
+from tests.support.redis_stats import sent_by_clients, sync_io_threads
 from tests.support.servers import field_ttls_here
 
 pytestmark = pytest.mark.django_db(databases=[])
@@ -114,6 +115,54 @@ async def test_concurrent_tasks_read_the_listpack_limit_once():
         SessionStore()._storage.redis().flushdb()
     assert sent.commands["config"] == 1
     assert sent.threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("user_sessions", [False, True], ids=["", "user-sessions"])
+async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessions):
+    """Nothing learnt of the server yet: the first create, save and load learn what they need
+    (the listpack limit, of the sessions' buckets or of the user index's, the software) on
+    the loop's asyncio client, never on a sync connection or in another thread."""
+    config = _config(5, **mode, USER_SESSIONS=user_sessions)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            session = SessionStore()
+            await session.acreate()
+            session.update(USER)
+            await session.asave()
+            loaded = SessionStore(session.session_key)
+            assert USER.items() <= (await loaded.aload()).items()
+            await loaded.aset("n", 1)
+            await loaded.asave()
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sent.threads == {threading.get_ident()}
+        assert sync_io[threading.get_ident()] == 0
+        assert sent.commands["config"] == (1 if mode["USE_HASH"] or user_sessions else 0)
+
+
+async def test_the_first_indexed_delete_and_revoke_learn_on_asyncio(mode):
+    """With USER_SESSIONS, a delete (and the per-user API) removes index records sized by
+    the listpack limit: a process that has not learnt it yet learns it on asyncio too."""
+    config = _config(5, **mode, USER_SESSIONS=True)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        session = SessionStore()
+        session.update(USER)
+        await session.asave()
+        other = SessionStore()
+        other.update(USER)
+        await other.asave()
+        loaded = SessionStore(session.session_key)
+        await loaded.aload()  # indexed: its delete removes its index record too
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            await loaded.adelete()
+            facts.forget()
+            assert await users.arevoke_all_sessions(USER["_auth_user_id"]) == 1
+            facts.forget()
+            assert await users.auser_sessions(USER["_auth_user_id"]) == []
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sync_io[threading.get_ident()] == 0
+        assert sent.commands["config"] >= 2  # learnt anew after each forget()
 
 
 def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):

@@ -23,14 +23,17 @@ from django.test import override_settings
 
 from cache_sessions import users
 from cache_sessions.backend import SessionStore
+from cache_sessions.cluster import close_all
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.storage import lua
+from cache_sessions.testing import free_port
 from cache_sessions.topology import async_clients as aio
+from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
 from tests.support.async_load import AsyncLoad
 from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
-from tests.support.redis_stats import CountingConnection, sent_by_clients
+from tests.support.redis_stats import CountingConnection, sent_by_clients, sync_io_threads
 from tests.support.servers import field_ttls_here
 from tests.test_cluster_failover import is_primary, replica_of
 
@@ -86,6 +89,91 @@ async def test_each_operation_is_native_and_one_round_trip(mode):
             if not (sent.commands["cluster"] or sent.commands["hello"] or sent.commands["client"]):
                 break  # neither a refresh nor a new connection's handshake
         assert sent.round_trips == 1, (name, sent)
+
+
+@pytest.mark.parametrize("user_sessions", [False, True], ids=["", "user-sessions"])
+async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessions):
+    """A process's first async operations (nothing learnt of the servers, no cluster client
+    made, sync or asyncio) learn what they need on the loop's asyncio cluster client: no
+    round trip on a sync connection, none from another thread, and the sync client of
+    the cluster (whose discovery would block the loop) is never made."""
+    config = _cluster_config(**mode, USER_SESSIONS=user_sessions)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        close_all()  # the process's sync cluster clients: made by the tests before
+        facts.forget()
+        client = SessionStore()._storage.client
+        assert client.connection_factory.connected(client._startup_nodes) is None
+        with sync_io_threads() as sync_io, native_only() as sent:
+            session = SessionStore()
+            await session.acreate()
+            session.update(USER)
+            await session.asave()
+            key = session.session_key
+            assert USER.items() <= (await SessionStore(key).aload()).items()  # (USER_SESSIONS adds its mark)
+            loaded = SessionStore(key)
+            await loaded.aset("n", 1)
+            await loaded.asave()
+        assert client.connection_factory.connected(client._startup_nodes) is None, "the sync client was made"
+        assert sync_io[threading.get_ident()] == 0, "a sync connection connected or sent from the loop's thread"
+        assert (await SessionStore(key).aload())["n"] == 1
+    if mode["USE_HASH"]:
+        assert sent.commands["config"] == 3  # each primary's listpack limit, once
+        assert sent.commands["info"] == 3  # and its software (field TTLs), once
+
+
+async def test_the_first_indexed_delete_and_revoke_learn_on_asyncio(mode):
+    """With USER_SESSIONS, a delete (and the per-user API) removes index records sized by
+    the listpack limit: a process that has not learnt it yet learns it on asyncio too."""
+    config = _cluster_config(**mode, USER_SESSIONS=True)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        session = SessionStore()
+        session.update(USER)
+        await session.asave()
+        other = SessionStore()
+        other.update(USER)
+        await other.asave()
+        loaded = SessionStore(session.session_key)
+        await loaded.aload()  # indexed: its delete removes its index record too
+        close_all()
+        facts.forget()
+        with sync_io_threads() as sync_io, sent_by_clients() as sent:
+            await loaded.adelete()
+            facts.forget()
+            assert await users.arevoke_all_sessions(USER["_auth_user_id"]) == 1
+            facts.forget()
+            assert await users.auser_sessions(USER["_auth_user_id"]) == []
+        assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
+        assert sync_io[threading.get_ident()] == 0
+        client = SessionStore()._storage.client
+        assert client.connection_factory.connected(client._startup_nodes) is None
+        assert sent.commands["config"] >= 2  # learnt anew after each forget()
+
+
+@pytest.mark.parametrize("use_hash", [False, True], ids=["string", "hash"])
+async def test_a_first_async_operation_on_a_cluster_that_is_not_there_fails_within_the_bound(use_hash):
+    """No node answers (nothing listens): a process's first async operations raise
+    SessionStoreUnavailable within OPERATION_TIMEOUT, from the loop's asyncio cluster
+    client; the loop never waits on a sync connect (the sync client would try every node)."""
+    config = {
+        "BACKEND": "cache_sessions.cache.RedisCache",
+        "LOCATION": [f"redis://127.0.0.1:{free_port()}" for _ in range(3)],
+        "OPTIONS": {
+            "CLIENT_CLASS": "cache_sessions.cluster.ClusterClient",
+            "USE_HASH": use_hash,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "OPERATION_TIMEOUT": 0.5,
+        },
+    }
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        client = SessionStore()._storage.client
+        with sync_io_threads() as sync_io:
+            for operation in (lambda: SessionStore().acreate(), lambda: SessionStore("k" * 32).aload()):
+                started = time.monotonic()
+                with pytest.raises(SessionStoreUnavailable):
+                    await operation()
+                assert time.monotonic() - started < 0.5 + MARGIN
+        assert sync_io[threading.get_ident()] == 0
+        assert client.connection_factory.connected(client._startup_nodes) is None
 
 
 async def test_the_contract_natively(mode):

@@ -28,11 +28,12 @@ from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import follower as followers
+from cache_sessions.topology import server_facts as facts
 from tests.support import sentinels
 from tests.support.async_load import AsyncLoad
 from tests.support.failover import store_on
 from tests.support.fault_servers import crash, wait_for
-from tests.support.redis_stats import CountingSentinelConnection, sent_by_clients
+from tests.support.redis_stats import CountingSentinelConnection, sent_by_clients, sync_io_threads
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -105,6 +106,28 @@ async def test_each_operation_is_native_and_one_round_trip(mode):
         with native_only() as sent:
             await step()
         assert sent.round_trips == 1, name
+
+
+@pytest.mark.parametrize("user_sessions", [False, True], ids=["", "user-sessions"])
+async def test_the_first_operations_of_a_process_do_no_sync_io(group, mode, user_sessions):
+    """Nothing learnt of the primary yet: the first create, save and load ask the sentinels,
+    and learn the server's facts, on asyncio in the loop's thread; no sync connection
+    connects or sends from it (the follower's threads listen on their own)."""
+    configs = caches(group, mode)
+    configs["sessions"]["OPTIONS"]["USER_SESSIONS"] = user_sessions
+    with override_settings(CACHES=configs):
+        facts.forget()
+        with sync_io_threads() as sync_io, native_only() as sent:
+            session = SessionStore()
+            await session.acreate()
+            session.update(USER)
+            await session.asave()
+            loaded = SessionStore(session.session_key)
+            assert USER.items() <= (await loaded.aload()).items()
+            await loaded.aset("n", 1)
+            await loaded.asave()
+        assert sync_io[threading.get_ident()] == 0, "a sync connection connected or sent from the loop's thread"
+        assert sent.commands["config"] == (1 if mode or user_sessions else 0)
 
 
 async def test_fifty_concurrent_tasks(mode):

@@ -99,6 +99,8 @@ class EndingStore(SessionBase):
         if session_key is None:
             return False
         storage = self._storage
+        if self.indexed:  # its index record goes too: the index's limit, learnt on asyncio
+            await self._aremembering(storage.aprepare)
         existed = (await self._aremembering(storage.aexecute_many, self._deletion(session_key)))[0]
         if (fallback := fallback_for(storage)) is not None:
             await self._aremembering(fallback.adelete, session_key)

@@ -21,8 +21,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import keys
+from asgiref.sync import sync_to_async
+
+from .. import errors, keys
 from ..errors import CorruptSession
+from ..topology import server_facts
+from ..topology.async_clients import NotNative
 from .calls import Call
 from .executor import Executor
 
@@ -50,6 +54,8 @@ class Storage(Executor):
         self.options = options
         self.codec = options.codec
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
+        self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
+        self._prepared = -1  # the server_facts.generation whose facts aprepare() has learnt
 
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
@@ -77,9 +83,81 @@ class Storage(Executor):
     def aredis(self, sync_redis: Redis) -> Any:
         return self.topology.aredis(sync_redis)
 
+    # What call builders need to know of the servers, learnt once per process (``server_facts``).
+
+    def needs_limits(self) -> bool:
+        """Whether calls need the servers' listpack limit (``inline_limit``): here, for the
+        buckets of the user index (``USER_SESSIONS``) unless ``HASH_MAX_INLINE`` says it."""
+        return self.options.user_sessions and self.options.hash_max_inline is None
+
+    def needs_software(self) -> bool:
+        """Whether calls need to know which software each server is (hash mode's field TTLs)."""
+        return False
+
+    def inline_limit(self) -> int:
+        """The largest value kept inside a bucket: ``HASH_MAX_INLINE``, else the server's
+        hash-max-listpack-value (read once per process and server)."""
+        if self.options.hash_max_inline is not None:
+            return self.options.hash_max_inline
+        known = self._inline_limit
+        if known is not None and known[0] == server_facts.generation:
+            return known[1]  # kept: asking every server's facts again would cost every write
+        with errors.translated():
+            # Every server must keep the bucket compact: the smallest limit wins.
+            limit = min(
+                server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in self.servers()
+            )
+        self._inline_limit = (server_facts.generation, limit)
+        return limit
+
     async def aprepare(self, quiet: bool = False) -> None:
-        """Learn, without blocking the loop, the server facts a call builder needs (``quiet``:
-        a failure is left to the call itself, which is retried)."""
+        """Learn, without blocking the loop, the server facts a call builder needs (once per
+        process and server; ``quiet``: a failure is left to the call itself, which is retried).
+        The servers are found and asked on the loop's asyncio clients (``Topology.afacts``:
+        on Redis Cluster the sync client is not even made); what is learnt is kept here too,
+        so that building a call asks no server (``learnt``)."""
+        generation = server_facts.generation
+        if self._prepared == generation:
+            return
+        limits, software = self.needs_limits(), self.needs_software()
+        if limits or software:
+            try:
+                records = await self._alearn(limits, software)
+            except errors.REDIS_ERRORS as exc:
+                if quiet:
+                    return
+                raise errors.translate(exc) from exc
+            self.learnt(records, generation)
+        self._prepared = generation
+
+    async def _alearn(self, limits: bool, software: bool) -> list[server_facts.ServerFacts]:
+        try:
+            servers = await self.topology.afacts()
+        except NotNative:
+            return await sync_to_async(self._learn)(limits, software)
+        for facts, client in servers:
+            if limits:
+                await server_facts.alistpack_limits(facts, client)
+            if software:
+                await server_facts.asoftware(facts, client)
+        return [facts for facts, _ in servers]
+
+    def _learn(self, limits: bool, software: bool) -> list[server_facts.ServerFacts]:
+        """``_alearn`` on the sync clients (in a thread: a pool without an asyncio twin)."""
+        servers = self.servers()
+        for redis in servers:
+            if limits:
+                server_facts.listpack_limits(redis)
+            if software:
+                server_facts.software(redis)
+        return [server_facts.of(redis) for redis in servers]
+
+    def learnt(self, records: list[server_facts.ServerFacts], generation: int) -> None:
+        """Keep what ``records`` (one per server) now say (``inline_limit``'s answer)."""
+        limits = [facts.listpack_limits for facts in records]
+        if records and not any(limit is None for limit in limits):
+            limit = min((pair[1] if pair else None) or server_facts.DEFAULT_INLINE_LIMIT for pair in limits)
+            self._inline_limit = (generation, limit)
 
     # The contract of a storage mode: each operation is one Call, sent by either executor.
 

@@ -28,12 +28,10 @@ from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
-
 from .. import errors
 from ..errors import CorruptSession
 from ..format.codec import is_overflow_pointer, overflow_pointer, read_header
-from ..topology import async_clients, server_facts
+from ..topology import server_facts
 from . import field_ttls, lua
 from .base import Storage
 from .calls import Call, answer, evalsha
@@ -101,10 +99,8 @@ class HashStorage(Storage):
         super().__init__(client, backend, options, topology, namespace)
         self.buckets = options.buckets
         self._last_located: tuple[str, tuple[bytes, bytes, bytes]] | None = None
-        self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
         self._field_ttls: tuple[int, bool] | None = None  # (server_facts.generation, whether writes use them)
         self.pointer_share = 0.0  # of this process's recent loads, those that met a pointer
-        self._prepared = -1  # the server_facts.generation whose facts aprepare() has learnt
 
     # Names ---------------------------------------------------------------
 
@@ -131,21 +127,11 @@ class HashStorage(Storage):
     def default_buckets(self) -> bool:
         return self.options.hash_key_generator is None
 
-    def inline_limit(self) -> int:
-        """The largest value kept inside a bucket: ``HASH_MAX_INLINE``, else the server's
-        hash-max-listpack-value (read once per process and server)."""
-        if self.options.hash_max_inline is not None:
-            return self.options.hash_max_inline
-        known = self._inline_limit
-        if known is not None and known[0] == server_facts.generation:
-            return known[1]  # kept: asking every server's facts again would cost every write
-        with errors.translated():
-            # Every server must keep the bucket compact: the smallest limit wins.
-            limit = min(
-                server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in self.servers()
-            )
-        self._inline_limit = (server_facts.generation, limit)
-        return limit
+    def needs_limits(self) -> bool:
+        return self.options.hash_max_inline is None
+
+    def needs_software(self) -> bool:
+        return self.options.field_ttl is not False
 
     def field_ttls(self) -> bool:
         """Whether writes give each field its own TTL (``field_ttls.py``): ``FIELD_TTL``, by
@@ -162,36 +148,12 @@ class HashStorage(Storage):
         self._field_ttls = (server_facts.generation, use)
         return use
 
-    async def aprepare(self, quiet: bool = False) -> None:
-        """Read the servers' listpack limits and software with ``redis.asyncio`` (once per
-        process and server), so that building a call never does blocking I/O on the loop
-        (``quiet``: a failure is left to the call itself, which is retried)."""
-        if self._prepared == server_facts.generation:
-            return
-        try:
-            for redis in self.servers():
-                facts = server_facts.of(redis)
-                if facts.listpack_limits is not None and (
-                    facts.software is not None or self.options.field_ttl is False
-                ):
-                    continue
-                try:
-                    async_redis = self.aredis(redis)
-                    if self.options.hash_max_inline is None:
-                        await server_facts.alistpack_limits(redis, async_redis)
-                    if self.options.field_ttl is not False:
-                        await server_facts.asoftware(redis, async_redis)
-                except async_clients.NotNative:
-                    await sync_to_async(self._learn)(redis)
-        except errors.REDIS_ERRORS as exc:
-            if quiet:
-                return
-            raise errors.translate(exc) from exc
-        self._prepared = server_facts.generation
-
-    def _learn(self, redis: Any) -> None:
-        server_facts.listpack_limits(redis)
-        server_facts.software(redis)
+    def learnt(self, records: list[server_facts.ServerFacts], generation: int) -> None:
+        super().learnt(records, generation)
+        if records:
+            uses = [server_facts.known_field_ttls(facts, self.options.field_ttl) for facts in records]
+            if None not in uses:
+                self._field_ttls = (generation, all(uses))
 
     # Operations (one round trip each) --------------------------------------
 
@@ -229,10 +191,8 @@ class HashStorage(Storage):
         known = self._inline_limit
         if known is not None and known[0] == server_facts.generation:
             return known[1]
-        try:
-            if any(server_facts.of(redis).listpack_limits is None for redis in self.servers()):
-                return None
-        except errors.REDIS_ERRORS:  # a cluster that cannot be reached: the load itself will say so
+        records = self.topology.known_facts()  # no I/O: None for a cluster not discovered on sync
+        if not records or any(facts.listpack_limits is None for facts in records):
             return None
         return self.inline_limit()
 
@@ -322,8 +282,8 @@ class HashStorage(Storage):
         call = field_ttls.write(bucket, field, overflow, value, pointer, ttl, mode, leftover)
 
         def without_hsetex() -> Call[bool]:
-            server_facts.of(self.redis_for(bucket)).hsetex_refused = True
-            self._field_ttls = None
+            self.topology.facts_for(bucket).hsetex_refused = True  # for every storage of the server
+            self._field_ttls = (server_facts.generation, False)
             return self.write_call(key, session, ttl, mode)
 
         call.fallback, call.fallback_on = without_hsetex, "unknown command"

@@ -44,10 +44,9 @@ import msgpack
 from django.utils.crypto import salted_hmac
 
 from ..format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
-from ..topology import server_facts
 from . import index_lua
 from .base import Storage
-from .buckets import MAX_EXPIRY, HashStorage, bucket_name, overflow_key
+from .buckets import MAX_EXPIRY, bucket_name, overflow_key
 from .calls import Call, evalsha
 from .index_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
 from .index_meta import request_meta as request_meta
@@ -275,9 +274,4 @@ def remove_call(sessions: Storage, user_id: str, session_key: str) -> Call[None]
 
 def index_limit(sessions: Storage) -> int:
     """The longest run kept inside a user bucket: the sessions' own inline limit."""
-    if isinstance(sessions, HashStorage):
-        return sessions.inline_limit()
-    limits = [
-        server_facts.listpack_limits(redis)[1] or server_facts.DEFAULT_INLINE_LIMIT for redis in sessions.servers()
-    ]
-    return sessions.options.hash_max_inline or min(limits)
+    return sessions.inline_limit()

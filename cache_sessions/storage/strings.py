@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import errors, keys
-from ..topology import server_facts
 from . import lua
 from .base import Storage
 from .calls import Call, answer, evalsha
@@ -41,7 +40,7 @@ class StringStorage(Storage):
             return answer(True)  # expired on arrival: nothing to store
         key, value = self.redis_key(session_key), self.codec.encode(session)
         script = evalsha(lua.CREATE_STRING, [key], [value, ttl], bool)
-        server = server_facts.of(self.redis_for(key))
+        server = self.topology.facts_for(key)  # no I/O: the cluster's is known by its startup nodes
         if not server.set_nx_get:
             return script
 

@@ -65,6 +65,21 @@ class AsyncClusterRedis(RedisCluster):
         return shas[0]
 
 
+class OnNode:
+    """One node of an asyncio cluster client, asked what ``server_facts`` reads from a server
+    (``Topology.afacts``): ``config_get`` and ``info`` as on a ``redis.asyncio.Redis``."""
+
+    def __init__(self, cluster: RedisCluster, node: ClusterNode) -> None:
+        self.cluster = cluster
+        self.node = node
+
+    async def config_get(self, pattern: str) -> Any:
+        return await self.cluster.config_get(pattern, target_nodes=self.node)
+
+    async def info(self, section: str) -> Any:
+        return await self.cluster.info(section, target_nodes=self.node)
+
+
 def make(urls: list[str], cluster_kwargs: dict[str, Any]) -> AsyncClusterRedis:
     """An asyncio cluster client for the startup node ``urls`` (checked by
     ``cluster_connections.startup_urls``) with the sync client's ``cluster_kwargs``."""

@@ -11,6 +11,9 @@ backfill) asks it for ``servers()``. It answers:
   the ``redis.asyncio`` twin of one of those clients in the running loop, and
   ``aredis_for(name)``, the one of the server holding a name (``NotNative``
   where there is none: the executor then runs the sync path in a thread);
+- what is known of the servers (``server_facts``): ``facts_for(name)``,
+  ``known_facts()``, and ``afacts()`` for the asyncio path, which must learn
+  them without sync I/O on the loop (on Redis Cluster, without the sync client);
 - what a failure means: ``is_retryable(exc)``, and ``after_failure(redis, exc)``
   before a retry;
 - how a call is sent: ``send(name, attempt, *args)`` runs ``attempt`` on the server
@@ -39,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import errors
-from . import async_clients
+from . import async_clients, server_facts
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -99,6 +102,23 @@ class Topology:
     def aredis_for(self, name: bytes) -> Any:
         """The ``redis.asyncio`` client of the running loop for the server that holds ``name``."""
         return self.aredis(self.redis_for(name))
+
+    # What this process knows of the servers (``server_facts``) ---------------------
+
+    def facts_for(self, name: bytes) -> server_facts.ServerFacts:
+        """The facts record of the server that holds ``name`` (no I/O: a call builder's, sync or async)."""
+        return server_facts.of(self.redis_for(name))
+
+    def known_facts(self) -> list[server_facts.ServerFacts] | None:
+        """The facts record of each server of ``servers()``, or None where listing them would
+        take I/O (a Redis Cluster this process has not discovered on its sync client)."""
+        return [server_facts.of(redis) for redis in self.servers()]
+
+    async def afacts(self) -> list[tuple[server_facts.ServerFacts, Any]]:
+        """For each server of ``servers()``, its facts record and a ``redis.asyncio`` client
+        of the running loop that can ask it (``config_get``, ``info``), found without sync
+        I/O; ``async_clients.NotNative`` where there is none."""
+        return [(server_facts.of(redis), self.aredis(redis)) for redis in self.servers()]
 
     # What a failure means ------------------------------------------------------
 

@@ -29,7 +29,7 @@ from redis import exceptions as redis_errors
 from redis.cluster import RedisCluster
 
 from .. import errors
-from . import async_clients, deadline
+from . import async_clients, async_cluster, deadline, server_facts
 from .base import Topology
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class ClusterTopology(Topology):
         super().__init__(client, retry)
         self.timeout = DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout
         self._last_acluster: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._facts_id: tuple[Any, ...] | None = None  # server_facts.cluster_id of the alias
 
     def cluster(self) -> Any:  # a RedisCluster (whose node methods redis-py leaves untyped)
         return self.client.get_client(write=True)
@@ -104,6 +105,40 @@ class ClusterTopology(Topology):
         client = async_clients.per_loop(self, make)
         self._last_acluster = (loop, client)
         return client
+
+    # What is known of the servers: the cluster as a whole for SET NX GET and HSETEX's refusal
+    # (kept under its startup nodes: known without connecting), each primary for its limits.
+
+    def facts_for(self, name: bytes) -> server_facts.ServerFacts:
+        key = self._facts_id
+        if key is None:
+            made = getattr(self.client, "facts_id", None)
+            if made is None:
+                return server_facts.of(self.cluster())
+            key = self._facts_id = made()  # kept: a create asks for it every time
+        return server_facts.of_id(key)
+
+    def known_facts(self) -> list[server_facts.ServerFacts] | None:
+        made = getattr(self.client, "made_cluster", None)
+        if made is not None and made() is None:  # not discovered on sync: that would connect
+            return None
+        return super().known_facts()
+
+    async def afacts(self) -> list[tuple[server_facts.ServerFacts, Any]]:
+        """Each primary that the loop's asyncio cluster client knows (it discovers the cluster
+        first, within OPERATION_TIMEOUT), asked through that client: the sync one is not made."""
+        cluster = self.acluster()
+        with self.operation():
+            await self.aretried(cluster.initialize)
+        username = cluster.nodes_manager.connection_kwargs.get("username")
+        return [
+            (self._node_facts(node, username), async_cluster.OnNode(cluster, node)) for node in cluster.get_primaries()
+        ]
+
+    @staticmethod
+    def _node_facts(node: Any, username: str | None) -> server_facts.ServerFacts:
+        """The record of a primary: the one its sync client's would be (``server_facts.server_id``)."""
+        return server_facts.of_id(server_facts.node_id(node.host, node.port, username))
 
     def servers(self) -> list[Redis]:
         cluster = self.cluster()

@@ -19,7 +19,7 @@ from redis import exceptions as redis_errors
 from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
 from redis.connection import ConnectionPool
 
-from . import async_cluster, deadline
+from . import async_cluster, deadline, server_facts
 from .cluster import ClusterUnreachable
 
 
@@ -126,6 +126,13 @@ class ClusterConnectionFactory(ConnectionFactory):
         """A new ``redis.asyncio`` cluster client for ``url`` with these settings (one per
         event loop: ``ClusterTopology.acluster``). It connects on first use, in its loop."""
         return async_cluster.make(startup_urls(url), self.cluster_kwargs)
+
+    def facts_id(self, url: str) -> tuple[Any, ...]:
+        """What this process's facts about the cluster at ``url`` are kept under
+        (``server_facts.cluster_id``): known from the settings, without connecting."""
+        urls = startup_urls(url)
+        username = urlparse(urls[0]).username or self.cluster_kwargs.get("username")
+        return server_facts.cluster_id(map(_address, urls), username)
 
     def disconnect(self, connection: RedisCluster) -> None:
         """Close the sockets of every node (they reopen on next use), like django-redis's pools."""

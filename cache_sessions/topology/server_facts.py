@@ -8,6 +8,12 @@ service, and the user, since ACLs decide what ``CONFIG GET`` and ``INFO`` may
 read), for the life of the process: a later ``CONFIG SET`` or upgrade is seen
 after a restart of the web process (a server that forgets a command it was
 known for is caught by the call's fallback: ``Call.fallback``).
+
+A record is found by a sync client (``of``) or by its key (``of_id``): the
+asyncio path learns without sync clients (``Topology.afacts``), so a Redis
+Cluster's primaries are keyed by address and user (``node_id``, the key of
+their sync clients too) and the cluster as a whole by its startup nodes and user
+(``cluster_id``), known from the settings without connecting.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -92,7 +98,7 @@ def server_id(redis: Any) -> tuple[Any, ...]:
     pool = getattr(redis, "connection_pool", None)
     if pool is None:
         nodes = tuple(sorted(node.name for node in redis.startup_nodes))
-        return ("cluster", nodes, redis.nodes_manager.connection_kwargs.get("username"))
+        return cluster_id(nodes, redis.nodes_manager.connection_kwargs.get("username"))
     kwargs = pool.connection_kwargs
     return (
         kwargs.get("host"),
@@ -103,9 +109,23 @@ def server_id(redis: Any) -> tuple[Any, ...]:
     )
 
 
+def node_id(host: str, port: int, username: str | None) -> tuple[Any, ...]:
+    """``server_id`` of the client of a server at ``host:port`` (a cluster node's, sync or asyncio)."""
+    return (host, port, None, None, username)
+
+
+def cluster_id(nodes: Iterable[str], username: str | None) -> tuple[Any, ...]:
+    """What the facts of a whole cluster are kept under: its startup nodes (``host:port``) and user."""
+    return ("cluster", tuple(sorted(nodes)), username)
+
+
 def of(redis: Any) -> ServerFacts:
     """The facts of the server behind ``redis`` (an empty record the first time)."""
-    key = server_id(redis)
+    return of_id(server_id(redis))
+
+
+def of_id(key: tuple[Any, ...]) -> ServerFacts:
+    """The facts kept under ``key`` (``server_id``, ``node_id``, ``cluster_id``): an empty record the first time."""
     facts = _facts.get(key)
     if facts is None:
         with _lock:
@@ -119,10 +139,11 @@ def listpack_limits(redis: Any) -> tuple[int | None, int | None]:
     return _learn(redis, "listpack_limits", read_listpack_limits)
 
 
-async def alistpack_limits(redis: Any, async_redis: Any) -> tuple[int | None, int | None]:
-    """``listpack_limits`` for the asyncio path: ``async_redis`` asks (once, however many
-    tasks start together), the record of ``redis``'s server keeps the answer."""
-    return await _alearn(redis, "listpack_limits", _config_reader(async_redis))
+async def alistpack_limits(facts: ServerFacts, async_redis: Any) -> tuple[int | None, int | None]:
+    """``listpack_limits`` for the asyncio path: ``async_redis`` (anything with the
+    coroutines ``config_get`` and ``info`` of ``redis.asyncio``) asks, once however many tasks
+    start together, and the server's record ``facts`` keeps the answer."""
+    return await _alearn(facts, "listpack_limits", _config_reader(async_redis))
 
 
 def software(redis: Any) -> Software:
@@ -130,7 +151,7 @@ def software(redis: Any) -> Software:
     return _learn(redis, "software", read_software)
 
 
-async def asoftware(redis: Any, async_redis: Any) -> Software:
+async def asoftware(facts: ServerFacts, async_redis: Any) -> Software:
     """``software`` for the asyncio path (see ``alistpack_limits``)."""
 
     async def read() -> Software:
@@ -139,7 +160,7 @@ async def asoftware(redis: Any, async_redis: Any) -> Software:
         except ResponseError:
             return UNKNOWN
 
-    return await _alearn(redis, "software", read)
+    return await _alearn(facts, "software", read)
 
 
 def field_ttls(redis: Any, forced: bool | None) -> bool:
@@ -151,6 +172,13 @@ def field_ttls(redis: Any, forced: bool | None) -> bool:
     if facts.hsetex_refused:
         return False
     return (facts.software or software(redis)).field_ttls(forced)
+
+
+def known_field_ttls(facts: ServerFacts, forced: bool | None) -> bool | None:
+    """``field_ttls`` from a record alone: None while its software is not known."""
+    if forced is False or facts.hsetex_refused:
+        return False
+    return None if facts.software is None else facts.software.field_ttls(forced)
 
 
 def _learn(redis: Any, name: str, read: Callable[[Any], F]) -> F:
@@ -165,8 +193,7 @@ def _learn(redis: Any, name: str, read: Callable[[Any], F]) -> F:
     return value
 
 
-async def _alearn(redis: Any, name: str, read: Callable[[], Awaitable[F]]) -> F:
-    facts = of(redis)
+async def _alearn(facts: ServerFacts, name: str, read: Callable[[], Awaitable[F]]) -> F:
     value: F | None = getattr(facts, name)
     if value is not None:
         return value

@@ -136,3 +136,27 @@ class CountingSentinelConnection(SentinelManagedConnection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _record(command)
         super().send_packed_command(command, check_health)
+
+
+@contextmanager
+def sync_io_threads() -> Iterator[Counter[int]]:
+    """``{thread id: count}`` of what any sync redis-py connection did on its socket inside the
+    block (a connect, a send), whatever its class: an event loop's thread must not appear."""
+    seen: Counter[int] = Counter()
+    connect, send = AbstractConnection.connect, AbstractConnection.send_packed_command
+
+    def counted_connect(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        seen[threading.get_ident()] += 1
+        return connect(self, *args, **kwargs)
+
+    def counted_send(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        seen[threading.get_ident()] += 1
+        send(self, command, check_health)
+
+    AbstractConnection.connect = counted_connect  # type: ignore[method-assign]
+    AbstractConnection.send_packed_command = counted_send  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        AbstractConnection.connect = connect  # type: ignore[method-assign]
+        AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
