@@ -125,6 +125,10 @@ class Link:
                     self.hung = True  # and what follows it too: replies must not shift onto it
                     self.proxy.hung += 1
                     continue
+                if fault is not None and fault.delay is not None:
+                    # Counted here, before the command reaches the server, so the client can never
+                    # have its outcome (the reply, or a timeout) before the count shows it.
+                    self.proxy.delayed += 1
                 self.pending.append(fault)
                 forward.append(message)
             if forward and not self.send(self.server, b"".join(forward)):
@@ -149,7 +153,6 @@ class Link:
                     break
                 out = [message]
                 self.closed.wait(fault.delay)
-                self.proxy.delayed += 1
             if out and not self.send(self.client, b"".join(out)):
                 break
         self.close()
@@ -182,7 +185,7 @@ class FaultProxy:
         self.port = 0
         self.blackholed = False
         self.dropped = 0  # replies dropped so far
-        self.delayed = 0  # replies delayed so far
+        self.delayed = 0  # commands whose reply was (or is being) held back so far
         self.hung = 0  # connections hung so far
         self.cut = 0  # connections cut so far
         self._faults: list[Fault] = []
