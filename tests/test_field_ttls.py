@@ -469,6 +469,37 @@ def test_a_bucket_name_taken_by_another_type_fails_every_operation_loudly(alias)
     assert alias.lrange(bucket, 0, -1) == [b"not a bucket"]  # nothing written beside it
 
 
+def test_an_error_reply_in_a_round_trip_leaves_the_connection_in_step(alias):
+    """A save whose HSETEX is refused (WRONGTYPE) while the EXPIRE after it answers: both replies
+    are read before the error is raised, so the next operation on the same pooled connection
+    reads its own replies (sync, then on redis.asyncio)."""
+    import asyncio
+
+    from cache_sessions.errors import SessionStoreError
+
+    session = saved(x=1)
+    bucket = session._storage.locate(session.session_key)[0]
+    alias.delete(bucket)
+    alias.rpush(bucket, b"not a bucket")
+    session["x"] = 2
+    before = alias.client_id()  # the pool's one connection, which the save takes next
+    with pytest.raises(SessionStoreError, match="WRONGTYPE"):
+        session.save()
+    assert alias.echo(b"in step") == b"in step"  # not the EXPIRE's reply left unread
+    assert alias.client_id() == before  # the connection was kept, not dropped
+
+    async def scenario() -> None:
+        with pytest.raises(SessionStoreError, match="WRONGTYPE"):
+            await session.asave()
+        alias.delete(bucket)
+        fresh = SessionStore()
+        await fresh.aset("z", 3)
+        await fresh.asave()
+        assert await SessionStore(fresh.session_key).aget("z") == 3
+
+    asyncio.run(scenario())
+
+
 @redis8
 def test_an_old_value_that_expires_between_its_load_and_its_save_is_not_saved_again(alias, monkeypatch):
     """HSETEX FXX knows nothing of the expiry in an old value's header: the load remembers it
