@@ -469,6 +469,63 @@ def test_a_bucket_name_taken_by_another_type_fails_every_operation_loudly(alias)
     assert alias.lrange(bucket, 0, -1) == [b"not a bucket"]  # nothing written beside it
 
 
+def test_an_error_reply_in_a_round_trip_leaves_the_connection_in_step(alias):
+    """A save whose HSETEX is refused (WRONGTYPE) while the EXPIRE after it answers: both replies
+    are read before the error is raised, so the next operation on the same pooled connection
+    reads its own replies (sync, then on redis.asyncio)."""
+    import asyncio
+
+    from cache_sessions.errors import SessionStoreError
+
+    session = saved(x=1)
+    bucket = session._storage.locate(session.session_key)[0]
+    alias.delete(bucket)
+    alias.rpush(bucket, b"not a bucket")
+    session["x"] = 2
+    before = alias.client_id()  # the pool's one connection, which the save takes next
+    with pytest.raises(SessionStoreError, match="WRONGTYPE"):
+        session.save()
+    assert alias.echo(b"in step") == b"in step"  # not the EXPIRE's reply left unread
+    assert alias.client_id() == before  # the connection was kept, not dropped
+
+    async def scenario() -> None:
+        with pytest.raises(SessionStoreError, match="WRONGTYPE"):
+            await session.asave()
+        alias.delete(bucket)
+        fresh = SessionStore()
+        await fresh.aset("z", 3)
+        await fresh.asave()
+        assert await SessionStore(fresh.session_key).aget("z") == 3
+
+    asyncio.run(scenario())
+
+
+def test_an_async_save_cancelled_while_it_waits_for_its_replies_leaves_no_reply_behind(alias):
+    """A task cancelled between the write of its commands and their replies (the server paused)
+    must not hand those replies to the next operation on the loop's pool."""
+    import asyncio
+
+    session = saved(x=1)
+
+    async def scenario() -> None:
+        loaded = SessionStore(session.session_key)
+        assert await loaded.aget("x") == 1  # the loop's pool has its connection
+        loaded["x"] = 2
+        alias.client_pause(2000, all=False)  # writes wait: the save's replies do not come
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(loaded.asave(), 0.2)
+        finally:
+            alias.client_unpause()
+        other = SessionStore()
+        await other.aset("y", 3)
+        await other.asave()
+        assert await SessionStore(other.session_key).aget("y") == 3
+        assert await SessionStore(session.session_key).aget("x") in (1, 2)
+
+    asyncio.run(scenario())
+
+
 @redis8
 def test_an_old_value_that_expires_between_its_load_and_its_save_is_not_saved_again(alias, monkeypatch):
     """HSETEX FXX knows nothing of the expiry in an old value's header: the load remembers it

@@ -188,6 +188,88 @@ def test_a_pipeline_hands_back_errors_in_place(plain):
     assert acked == 0
 
 
+def test_one_round_trip_on_a_pool_connection_reads_every_reply_through_the_callbacks(plain):
+    """``executor._round_trip`` sends a call of several commands as redis-py's pipeline does,
+    without a Pipeline: ``pool.get_connection()`` without arguments (7.4 deprecated them),
+    ``pack_commands`` + ``send_packed_command``, ``client.parse_response`` per reply (the client's
+    response callbacks: EXPIRE's bool), an error reply raised only once read (the replies after it
+    are still there to read: the connection stays in step), ``retry.call_with_retry(do, fail)``
+    calling ``fail`` with the error alone, and ``pool.release``."""
+    plain.set("upstream:string", b"v")
+    pool = plain.connection_pool
+    connection = pool.get_connection()
+    try:
+        commands = [
+            ("HSET", "upstream:string", "f", "v"),
+            ("EXPIRE", "upstream:string", 60),
+            ("GET", "upstream:string"),
+        ]
+        connection.send_packed_command(connection.pack_commands(commands))
+        with pytest.raises(redis_errors.ResponseError, match="WRONGTYPE"):
+            plain.parse_response(connection, "HSET")
+        assert plain.parse_response(connection, "EXPIRE") is True
+        assert plain.parse_response(connection, "GET") == b"v"
+        connection.send_packed_command(connection.pack_commands([("PING",)]))
+        assert plain.parse_response(connection, "PING") is True  # nothing left over in between
+        failed: list[Exception] = []
+        lost = redis_errors.ConnectionError("lost")
+        with pytest.raises(redis_errors.ConnectionError):  # (a pool made from a URL makes one attempt)
+            connection.retry.call_with_retry(Failing(*[lost] * 10), failed.append)
+        assert failed and all(error is lost for error in failed)
+    finally:
+        pool.release(connection)
+    assert pool.get_connection() is connection  # released: the next caller gets it back
+
+
+async def test_one_round_trip_on_an_asyncio_pool_connection_reads_every_reply(plain):
+    """``executor._around_trip``: the same on ``redis.asyncio`` (``await pool.get_connection()``,
+    ``await client.parse_response``, ``await retry.call_with_retry(do, fail)`` awaiting
+    ``fail(error)``, ``disconnect(nowait=True)`` after a read cut short)."""
+    plain.set("upstream:string", b"v")
+    kwargs = plain.connection_pool.connection_kwargs
+    client = AsyncRedis.from_url(f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}")  # one attempt
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        commands = [
+            ("HSET", "upstream:string", "f", "v"),
+            ("EXPIRE", "upstream:string", 60),
+            ("GET", "upstream:string"),
+        ]
+        await connection.send_packed_command(connection.pack_commands(commands))
+        with pytest.raises(redis_errors.ResponseError, match="WRONGTYPE"):
+            await client.parse_response(connection, "HSET")
+        assert await client.parse_response(connection, "EXPIRE") is True
+        assert await client.parse_response(connection, "GET") == b"v"
+        failed: list[Exception] = []
+
+        lost = redis_errors.ConnectionError("lost")
+
+        async def attempt() -> str:
+            raise lost
+
+        async def fail(error: Exception) -> None:
+            failed.append(error)
+
+        with pytest.raises(redis_errors.ConnectionError):
+            await connection.retry.call_with_retry(attempt, fail)
+        assert failed and all(error is lost for error in failed)
+        await connection.disconnect(nowait=True)
+        assert not connection.is_connected
+    finally:
+        await pool.release(connection)
+        await client.aclose(close_connection_pool=True)
+
+
+def test_cluster_clients_are_not_clients_of_one_server():
+    """``executor.send``/``asend`` take a call of several commands without a Pipeline only on
+    ``Redis`` (one server's client): a cluster client, which must route by slot, is none."""
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    assert not issubclass(RedisCluster, Redis)
+    assert not issubclass(AsyncRedisCluster, AsyncRedis)
+
+
 def test_scan_iter_filters_by_type(plain):
     """Sweeps and migration walk names with ``scan_iter(match=..., count=..., _type=...)``."""
     plain.hset("upstream:hash", "f", "v")

@@ -1,0 +1,163 @@
+"""Client CPU of a hash-mode save sent without and with a redis-py Pipeline, sync and async, one run.
+
+    python -m tools.benchmarks.round_trip_cpu [--rounds N] [--ops N]
+
+A save on Redis 8 in hash mode is two commands in one round trip (``HSETEX FXX``
+and ``EXPIRE GT``). The executor sends them on a connection of the client's pool
+(``storage/executor.py``, ``_round_trip``); the "Pipeline" rows make it take
+redis-py's pipeline instead, as it did before, by hiding the client class it
+checks for. Rows (string mode, hash mode each way, sync and async) are
+interleaved and shuffled round by round; each cell saves a small session (85 B)
+``--ops`` times, gc off; the table gives the median µs of ``time.process_time``
+per save, the spread, and the median of the per-round ratios to string mode.
+Needs a Redis 8 server (``CACHE_SESSIONS_REDIS_SERVER=redis8``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import statistics
+import time
+from typing import Any
+
+import django
+import redis
+from django.conf import settings
+
+from cache_sessions.testing import RedisServer
+
+DATA = {
+    "_auth_user_id": "42",
+    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+    "_auth_user_hash": "a" * 64,
+    "_csrftoken": "b" * 32,
+}
+WARMUP = 200
+Row = tuple[str, str, bool]  # sync or async, the alias (mode), whether the executor's own round trip is used
+
+
+class NotAClient:
+    """What the executor's isinstance check is given for the "Pipeline" rows: it matches nothing."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--ops", type=int, default=3000, help="saves per cell and round (default 3000)")
+    args = parser.parse_args(argv)
+    server = RedisServer(config={"hash-max-listpack-value": "256"}).start()
+    try:
+        run(server, args.rounds, args.ops)
+    finally:
+        server.stop()
+
+
+def run(server: RedisServer, rounds: int, ops: int) -> None:
+    def cache(db: int, use_hash: bool) -> dict[str, Any]:
+        return {
+            "BACKEND": "cache_sessions.cache.RedisCache",
+            "LOCATION": f"{server.url}/{db}",
+            "OPTIONS": {"USE_HASH": use_hash},
+        }
+
+    settings.configure(
+        SECRET_KEY="round-trip-cpu",
+        USE_TZ=True,
+        INSTALLED_APPS=[],
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "string": cache(1, False),
+            "hash": cache(2, True),
+        },
+        SESSION_CACHE_ALIAS="hash",
+    )
+    django.setup()
+    from django.test import override_settings
+
+    from cache_sessions.backend import SessionStore
+    from cache_sessions.storage import executor
+
+    clients = executor.Redis, executor.AsyncRedis
+
+    def choose(lean: bool) -> None:
+        executor.Redis = clients[0] if lean else NotAClient  # type: ignore[misc,assignment]
+        executor.AsyncRedis = clients[1] if lean else NotAClient  # type: ignore[misc,assignment]
+
+    def sync_cell(alias: str) -> float:
+        with override_settings(SESSION_CACHE_ALIAS=alias):
+            session = SessionStore()
+            session.update(DATA)
+            session.save()
+            session = SessionStore(session.session_key)
+            session.load()
+            for n in range(WARMUP):
+                session["_csrftoken"] = str(n)
+                session.save()
+            gc.collect()
+            gc.disable()
+            cpu = time.process_time()
+            for n in range(ops):
+                session["_csrftoken"] = str(n)
+                session.save()
+            cpu = time.process_time() - cpu
+            gc.enable()
+        return cpu / ops * 1e6
+
+    async def async_cell(alias: str) -> float:
+        with override_settings(SESSION_CACHE_ALIAS=alias):
+            session = SessionStore()
+            session.update(DATA)
+            await session.asave()
+            session = SessionStore(session.session_key)
+            await session.aload()
+            for n in range(WARMUP):
+                session["_csrftoken"] = str(n)
+                await session.asave()
+            gc.collect()
+            gc.disable()
+            cpu = time.process_time()
+            for n in range(ops):
+                session["_csrftoken"] = str(n)
+                await session.asave()
+            cpu = time.process_time() - cpu
+            gc.enable()
+        return cpu / ops * 1e6
+
+    rows: list[Row] = [
+        (api, alias, lean)
+        for api in ("sync", "async")
+        for alias, lean in (("string", True), ("hash", True), ("hash", False))
+    ]
+    cpu: dict[Row, list[float]] = {row: [] for row in rows}
+    rng = random.Random(2024)
+    for _ in range(rounds):
+        for row in rng.sample(rows, len(rows)):
+            api, alias, lean = row
+            choose(lean)
+            cpu[row].append(sync_cell(alias) if api == "sync" else asyncio.run(async_cell(alias)))
+    choose(True)
+    print(
+        f"redis-py {redis.__version__}, Redis {redis.Redis(port=server.port).info('server')['redis_version']}: "
+        f"client CPU per save of a small session, µs (median of {rounds} rounds of {ops} saves) [min-max], "
+        "x string: median of the per-round ratios to string mode"
+    )
+    for row in rows:
+        api, alias, lean = row
+        label = (
+            f"{api}, string mode"
+            if alias == "string"
+            else f"{api}, hash mode, {'own round trip' if lean else 'redis-py Pipeline'}"
+        )
+        values, strings = cpu[row], cpu[(api, "string", True)]
+        ratio = statistics.median(value / string for value, string in zip(values, strings, strict=True))
+        print(
+            f"  {label:<42} {statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]"
+            f"  x string {ratio:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
