@@ -21,6 +21,7 @@ from cache_sessions.storage import index as user_index
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
+from tests.support.async_load import runs_in_threads
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
 from tests.support.redis_stats import sent_by_clients, sync_io_threads
@@ -176,21 +177,11 @@ def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):
     assert asyncio.run(round_trip()) == USER  # not "Event loop is closed"
     assert not aio._clients  # both loops closed, their clients with them
 
-    results, errors = [], []
-
-    def in_a_thread() -> None:
-        try:
-            results.append(asyncio.run(round_trip()))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert results == [USER] * 4
+    runs = runs_in_threads(round_trip)
+    assert runs.errors == []
+    assert runs.results == [USER] * 4
+    assert runs.sent.round_trips == runs.sent.asyncio > 0  # each loop native, from its own thread
+    assert runs.sent.threads <= runs.thread_ids
 
 
 def test_a_loop_closes_its_connections():

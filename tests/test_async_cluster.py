@@ -30,7 +30,7 @@ from cache_sessions.testing import free_port
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
-from tests.support.async_load import AsyncLoad
+from tests.support.async_load import AsyncLoad, runs_in_threads
 from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
 from tests.support.redis_stats import CountingConnection, sent_by_clients, sync_io_threads
@@ -213,24 +213,11 @@ def test_two_asyncio_runs_in_a_row_and_loops_in_threads(mode):
     assert asyncio.run(round_trip()) == USER
     assert asyncio.run(round_trip()) == USER  # not "Event loop is closed": a client per loop
     assert not aio._clients  # both loops closed, their clients with them
-    results, errors = [], []
-
-    def in_a_thread() -> None:
-        try:
-            results.append(asyncio.run(round_trip()))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
-    with sent_by_clients() as sent:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert errors == []
-    assert results == [USER] * 4
-    assert sent.round_trips == sent.asyncio > 0
-    assert sent.threads <= {thread.ident for thread in threads}  # each loop from its own thread
+    runs = runs_in_threads(round_trip)
+    assert runs.errors == []
+    assert runs.results == [USER] * 4
+    assert runs.sent.round_trips == runs.sent.asyncio > 0
+    assert runs.sent.threads <= runs.thread_ids  # each loop from its own thread
 
 
 async def test_aclear_expired_and_the_user_sessions_api_are_native():

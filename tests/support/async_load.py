@@ -5,11 +5,14 @@ how long saves took."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from cache_sessions.backend import SessionStore
+from tests.support.redis_stats import Sent, sent_by_clients
 
 
 @dataclass
@@ -64,3 +67,34 @@ class AsyncLoad:
     async def lost(self) -> list[str]:
         """Sessions that load back older than their last acknowledged save."""
         return [key for key in self.keys if await SessionStore(key).aget("n", -1) < self.acked[key][0]]
+
+
+@dataclass
+class ThreadedRuns:
+    """What ``runs_in_threads`` saw: each loop's result, the errors, what was sent, from where."""
+
+    results: list[Any]
+    errors: list[BaseException]
+    sent: Sent
+    thread_ids: set[int | None]
+
+
+def runs_in_threads(run: Callable[[], Coroutine[Any, Any, Any]], threads: int = 4) -> ThreadedRuns:
+    """``asyncio.run(run())`` in ``threads`` threads at once, each with a loop of its own,
+    with what the counting connections sent meanwhile."""
+    runs = ThreadedRuns([], [], Sent(), set())
+
+    def in_a_thread() -> None:
+        try:
+            runs.results.append(asyncio.run(run()))
+        except BaseException as exc:  # reported to the caller
+            runs.errors.append(exc)
+
+    workers = [threading.Thread(target=in_a_thread) for _ in range(threads)]
+    with sent_by_clients() as runs.sent:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    runs.thread_ids = {worker.ident for worker in workers}
+    return runs
