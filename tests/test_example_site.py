@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from cache_sessions.format.codec import read_header
-from cache_sessions.storage.buckets import bucket_name, bucket_number, digest
+from cache_sessions.storage.bucket_names import bucket_name, bucket_number, digest
 from cache_sessions.storage.options import DEFAULTS
 from cache_sessions.testing import RedisServer, free_port
 

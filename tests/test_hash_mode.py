@@ -19,7 +19,7 @@ from django.utils.crypto import get_random_string
 from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import Codec
 from cache_sessions.storage import buckets
-from cache_sessions.storage.buckets import bucket_number, digest
+from cache_sessions.storage.bucket_names import bucket_number, digest
 from tests.support.configs import HASH, _config
 from tests.support.redis_stats import sent_by_clients
 

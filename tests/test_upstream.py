@@ -64,7 +64,7 @@ class Failing:
         return "done"
 
 
-# Retry (errors.py, executor.py, aio.py) ------------------------------------------------
+# Retry (errors.py, executor.py, sending.py, aio.py) ------------------------------------------------
 
 
 def test_call_with_retry_asks_is_retryable_and_passes_failure_counts_to_the_backoff():
@@ -189,7 +189,7 @@ def test_a_pipeline_hands_back_errors_in_place(plain):
 
 
 def test_one_round_trip_on_a_pool_connection_reads_every_reply_through_the_callbacks(plain):
-    """``executor._round_trip`` sends a call of several commands as redis-py's pipeline does,
+    """``sending._round_trip`` sends a call of several commands as redis-py's pipeline does,
     without a Pipeline: ``pool.get_connection()`` without arguments (7.4 deprecated them),
     ``pack_commands`` + ``send_packed_command``, ``client.parse_response`` per reply (the client's
     response callbacks: EXPIRE's bool), an error reply raised only once read (the replies after it
@@ -222,7 +222,7 @@ def test_one_round_trip_on_a_pool_connection_reads_every_reply_through_the_callb
 
 
 async def test_one_round_trip_on_an_asyncio_pool_connection_reads_every_reply(plain):
-    """``executor._around_trip``: the same on ``redis.asyncio`` (``await pool.get_connection()``,
+    """``sending._around_trip``: the same on ``redis.asyncio`` (``await pool.get_connection()``,
     ``await client.parse_response``, ``await retry.call_with_retry(do, fail)`` awaiting
     ``fail(error)``, ``disconnect(nowait=True)`` after a read cut short)."""
     plain.set("upstream:string", b"v")
@@ -262,7 +262,7 @@ async def test_one_round_trip_on_an_asyncio_pool_connection_reads_every_reply(pl
 
 
 def test_cluster_clients_are_not_clients_of_one_server():
-    """``executor.send``/``asend`` take a call of several commands without a Pipeline only on
+    """``sending.send``/``asend`` take a call of several commands without a Pipeline only on
     ``Redis`` (one server's client): a cluster client, which must route by slot, is none."""
     from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 

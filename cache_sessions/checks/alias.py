@@ -43,7 +43,8 @@ from ..errors import SessionStoreError
 from ..format.codec import is_overflow_pointer
 from ..keys import new_session_key
 from ..storage.advice import RECOMMENDED_VALUE_LIMIT, advise
-from ..storage.buckets import HashStorage, bucket_name
+from ..storage.bucket_names import bucket_name
+from ..storage.buckets import HashStorage
 from ..storage.registry import sessions_for
 from ..topology import server_facts
 from ..topology.cluster import ClusterTopology

@@ -38,7 +38,8 @@ from ..format.codec import is_overflow_pointer, read_header
 from ..topology import server_facts
 from . import index
 from .base import Storage
-from .buckets import USER_BUCKET_NAME, HashStorage
+from .bucket_names import USER_BUCKET_NAME
+from .buckets import HashStorage
 from .calls import drive
 from .sweep import _glob_escape, bucket_pattern, is_bucket_name
 

@@ -18,11 +18,8 @@ bucket.
 
 from __future__ import annotations
 
-import hashlib
 import random
-import re
 import time
-import zlib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import partial
@@ -34,6 +31,7 @@ from ..format.codec import is_overflow_pointer, overflow_pointer, read_header
 from ..topology import server_facts
 from . import field_ttls, lua
 from .base import Storage
+from .bucket_names import bucket_name, bucket_number, digest, overflow_key
 from .calls import Call, answer, evalsha
 from .field_ttls import CREATE as CREATE
 from .field_ttls import UPDATE as UPDATE
@@ -57,37 +55,6 @@ MAX_EXPIRY = 2**32 - 1  # the 4-byte expiry field: year 2106
 # (session key, the expiry in the header of the value its last load found, or None): what a
 # request (a thread, or an asyncio task) loaded, for its save (``field_ttl_write_call``).
 loaded_expiry: ContextVar[tuple[str, int | None] | None] = ContextVar("cache_sessions_loaded_expiry", default=None)
-
-
-def digest(key: str) -> bytes:
-    """Default ``KEY_GENERATOR`` in hash mode: 12 bytes of BLAKE2b.
-
-    96 bits, plus the ~14 that pick the bucket: no two live sessions share a
-    field, and 4 bytes less per session than 16 (the memory goal is ~120 B).
-    """
-    return hashlib.blake2b(key.encode(), digest_size=12).digest()
-
-
-def bucket_number(key: str, buckets: int) -> int:
-    """A stable bucket number (CRC32, the same in every process; not ``hash()``)."""
-    return zlib.crc32(key.encode()) % buckets
-
-
-def bucket_name(number: int, marker: bytes = b"h") -> bytes:
-    """``h{<hex>}``: each bucket is its own Cluster hash tag, shared only with its overflow
-    keys (``u{<hex>}``: the buckets of the user index, ``index.py``)."""
-    return marker + b"{%x}" % number
-
-
-def overflow_key(bucket: bytes, field: bytes) -> bytes:
-    """Where a session too big for its bucket lives (the scripts build the same name: lua.py)."""
-    return bucket + b":" + field
-
-
-BUCKET_NAME = re.compile(rb"h\{[0-9a-f]+\}")  # every name bucket_name() makes, and nothing else
-BUCKET_GLOB = b"h{*}"  # the same for SCAN MATCH (which also finds overflow keys: filter with BUCKET_NAME)
-USER_BUCKET_NAME = re.compile(rb"u\{[0-9a-f]+\}")  # bucket_name(n, b"u"): the buckets of the user index
-USER_BUCKET_GLOB = b"u{*}"
 
 
 class HashStorage(Storage):

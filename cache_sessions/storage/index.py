@@ -46,7 +46,8 @@ from django.utils.crypto import salted_hmac
 from ..format.codec import COMPACT, HAS_EXPIRY, OVERFLOW, is_overflow_pointer
 from . import index_lua
 from .base import Storage
-from .buckets import MAX_EXPIRY, bucket_name, overflow_key
+from .bucket_names import bucket_name, overflow_key
+from .buckets import MAX_EXPIRY
 from .calls import Call, evalsha
 from .index_meta import MAX_USER_AGENT as MAX_USER_AGENT  # (re-exported: the middleware reads them here)
 from .index_meta import request_meta as request_meta

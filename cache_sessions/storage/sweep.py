@@ -21,7 +21,8 @@ from .. import errors
 from ..topology.async_clients import NotNative
 from . import index, index_lua, lua
 from .base import Storage
-from .buckets import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, HashStorage, bucket_name
+from .bucket_names import BUCKET_GLOB, BUCKET_NAME, USER_BUCKET_GLOB, USER_BUCKET_NAME, bucket_name
+from .buckets import HashStorage
 from .calls import Call, adrive, drive, evalsha
 
 if TYPE_CHECKING:

@@ -36,7 +36,8 @@ from redis.cluster import RedisCluster
 from cache_sessions.backend import SessionStore
 from cache_sessions.storage import index as user_index
 from cache_sessions.storage import lua
-from cache_sessions.storage.buckets import CREATE, UPSERT, HashStorage, bucket_name
+from cache_sessions.storage.bucket_names import bucket_name
+from cache_sessions.storage.buckets import CREATE, UPSERT, HashStorage
 from cache_sessions.storage.calls import pipelined as pipelined_call
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.storage.sweep import all_buckets, bucket_stats, sweep

@@ -4,7 +4,7 @@
 
 A save on Redis 8 in hash mode is two commands in one round trip (``HSETEX FXX``
 and ``EXPIRE GT``). The executor sends them on a connection of the client's pool
-(``storage/executor.py``, ``_round_trip``); the "Pipeline" rows make it take
+(``storage/sending.py``, ``_round_trip``); the "Pipeline" rows make it take
 redis-py's pipeline instead, as it did before, by hiding the client class it
 checks for. Rows (string mode, hash mode each way, sync and async) are
 interleaved and shuffled round by round; each cell saves a small session (85 B)
@@ -36,11 +36,11 @@ DATA = {
     "_csrftoken": "b" * 32,
 }
 WARMUP = 200
-Row = tuple[str, str, bool]  # sync or async, the alias (mode), whether the executor's own round trip is used
+Row = tuple[str, str, bool]  # sync or async, the alias (mode), whether the lean round trip of sending.py is used
 
 
 class NotAClient:
-    """What the executor's isinstance check is given for the "Pipeline" rows: it matches nothing."""
+    """What sending.py's isinstance check is given for the "Pipeline" rows: it matches nothing."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,13 +78,13 @@ def run(server: RedisServer, rounds: int, ops: int) -> None:
     from django.test import override_settings
 
     from cache_sessions.backend import SessionStore
-    from cache_sessions.storage import executor
+    from cache_sessions.storage import sending
 
-    clients = executor.Redis, executor.AsyncRedis
+    clients = sending.Redis, sending.AsyncRedis
 
     def choose(lean: bool) -> None:
-        executor.Redis = clients[0] if lean else NotAClient  # type: ignore[misc,assignment]
-        executor.AsyncRedis = clients[1] if lean else NotAClient  # type: ignore[misc,assignment]
+        sending.Redis = clients[0] if lean else NotAClient  # type: ignore[misc,assignment]
+        sending.AsyncRedis = clients[1] if lean else NotAClient  # type: ignore[misc,assignment]
 
     def sync_cell(alias: str) -> float:
         with override_settings(SESSION_CACHE_ALIAS=alias):
