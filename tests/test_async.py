@@ -22,6 +22,7 @@ from cache_sessions.testing import RedisServer
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from tests.support.async_load import runs_in_threads
+from tests.support.async_load import stored_session as stored_data
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
 from tests.support.redis_stats import sent_by_clients, sync_io_threads
@@ -41,11 +42,7 @@ def mode(request: pytest.FixtureRequest) -> Iterator[dict[str, bool]]:
 
 
 async def stored_session() -> str:
-    session = SessionStore()
-    session.update(USER)
-    await session.asave()
-    assert session.session_key is not None
-    return session.session_key
+    return await stored_data(USER)
 
 
 async def test_async_operations_are_native_and_one_round_trip_each(mode):

@@ -30,7 +30,8 @@ from cache_sessions.testing import free_port
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
-from tests.support.async_load import AsyncLoad, runs_in_threads
+from tests.support.async_load import AsyncLoad, native_only, runs_in_threads
+from tests.support.async_load import stored_session as stored_data
 from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
 from tests.support.redis_stats import CountingConnection, sent_by_clients, sync_io_threads
@@ -52,22 +53,7 @@ def mode(request: pytest.FixtureRequest) -> Iterator[dict[str, bool]]:
 
 
 async def stored_session(data: dict[str, Any] = USER) -> str:
-    session = SessionStore()
-    session.update(data)
-    await session.asave()
-    assert session.session_key is not None
-    return session.session_key
-
-
-@contextmanager
-def native_only() -> Iterator[Any]:
-    """Count what is sent; on leaving, every round trip must have left from this thread on
-    an asyncio connection."""
-    with sent_by_clients() as sent:
-        yield sent
-    assert sent.round_trips > 0
-    assert sent.round_trips == sent.asyncio, f"{sent.round_trips - sent.asyncio} went through a sync connection"
-    assert sent.threads == {threading.get_ident()}, "a round trip hopped to another thread"
+    return await stored_data(data)
 
 
 async def test_each_operation_is_native_and_one_round_trip(mode):

@@ -16,7 +16,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,10 +29,11 @@ from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import follower as followers
 from cache_sessions.topology import server_facts as facts
 from tests.support import sentinels
-from tests.support.async_load import AsyncLoad, runs_in_threads
+from tests.support.async_load import AsyncLoad, native_only, runs_in_threads
+from tests.support.async_load import stored_session as stored_data
 from tests.support.failover import store_on
 from tests.support.fault_servers import crash, wait_for
-from tests.support.redis_stats import CountingSentinelConnection, sent_by_clients, sync_io_threads
+from tests.support.redis_stats import CountingSentinelConnection, sync_io_threads
 
 pytestmark = pytest.mark.django_db(databases=[])
 
@@ -73,21 +73,7 @@ def mode(request: pytest.FixtureRequest, group: sentinels.SentinelGroup) -> Iter
 
 
 async def stored_session(data: dict[str, Any] = USER) -> str:
-    session = SessionStore()
-    session.update(data)
-    await session.asave()
-    assert session.session_key is not None
-    return session.session_key
-
-
-@contextmanager
-def native_only() -> Iterator[Any]:
-    """Every round trip of the block leaves from this thread on an asyncio connection."""
-    with sent_by_clients() as sent:
-        yield sent
-    assert sent.round_trips > 0
-    assert sent.round_trips == sent.asyncio, f"{sent.round_trips - sent.asyncio} went through a sync connection"
-    assert sent.threads == {threading.get_ident()}, "a round trip hopped to another thread"
+    return await stored_data(data)
 
 
 async def test_each_operation_is_native_and_one_round_trip(mode):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +99,23 @@ def runs_in_threads(run: Callable[[], Coroutine[Any, Any, Any]], threads: int = 
             worker.join()
     runs.thread_ids = {worker.ident for worker in workers}
     return runs
+
+
+async def stored_session(data: dict[str, Any]) -> str:
+    """The key of a new session holding ``data``, saved with ``asave``."""
+    session = SessionStore()
+    session.update(data)
+    await session.asave()
+    assert session.session_key is not None
+    return session.session_key
+
+
+@contextmanager
+def native_only() -> Iterator[Sent]:
+    """Count what is sent; on leaving, every round trip of the block must have left from
+    this thread on an asyncio connection."""
+    with sent_by_clients() as sent:
+        yield sent
+    assert sent.round_trips > 0
+    assert sent.round_trips == sent.asyncio, f"{sent.round_trips - sent.asyncio} went through a sync connection"
+    assert sent.threads == {threading.get_ident()}, "a round trip hopped to another thread"
