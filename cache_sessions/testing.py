@@ -126,6 +126,13 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait()
 
 
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port (or its cluster bus port): someone took it first."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -201,6 +208,9 @@ class RedisServer:
         self.sentinel = sentinel
         self.dir = Path(tempfile.mkdtemp(prefix="cache-sessions-redis-"))
         self.port = 0 if unix_socket else free_port()
+        # Where a new port comes from if the first start finds this one taken (another process
+        # bound it between the choice and the start); a port that has served once is kept.
+        self.choose_port: Callable[[], int] | None = None if unix_socket else free_port
         self.socket_path = self.dir / "redis.sock" if unix_socket else None
         self.process: subprocess.Popen[bytes] | None = None
         self.watchdog: subprocess.Popen[bytes] | None = None
@@ -223,6 +233,21 @@ class RedisServer:
         return f"{self.family().capitalize()} {'.'.join(map(str, self.version()))} at {self.url}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._start(timeout)
+            except PortTaken:
+                if self.choose_port is None or attempt == PORT_ATTEMPTS - 1:
+                    self.stop()
+                    raise
+                self._end_processes()
+                self.port = self.choose_port()
+                continue
+            self.choose_port = None  # restarts keep the port the others know
+            return self
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> None:
         args = [self.binary]
         if self.sentinel is not None:
             conf = self.dir / "sentinel.conf"
@@ -252,15 +277,14 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                log = (
-                    (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                    if (self.dir / "redis.log").exists()
-                    else ""
-                )
+                log_path = self.dir / "redis.log"
+                log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+                if self.process.poll() is not None and "Address already in use" in log:
+                    log_path.unlink(missing_ok=True)  # the next attempt's log alone
+                    raise PortTaken(f"{self.binary} did not start ({args}):\n{log}")
                 self.stop()
                 raise RuntimeError(f"{self.binary} did not start ({args}):\n{log}")
             time.sleep(0.02)
-        return self
 
     def _answers(self) -> bool:
         try:
@@ -277,6 +301,11 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
+        self._end_processes()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        atexit.unregister(self.stop)
+
+    def _end_processes(self) -> None:
         if self.watchdog is not None:
             # First, so that it never signals a server this process has already reaped.
             self.watchdog.kill()
@@ -287,8 +316,6 @@ class RedisServer:
         if self.process is not None:
             stop_process(self.process, 5)
         self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-        atexit.unregister(self.stop)
 
     def __enter__(self) -> RedisServer:
         return self.start()

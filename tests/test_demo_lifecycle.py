@@ -74,8 +74,12 @@ def _listening(port: int) -> bool:
     return True
 
 
-def _default_sighup() -> None:
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+def _terminal_signals() -> None:
+    """The dispositions a shell's foreground job starts with: a test run started under nohup
+    ignores SIGHUP, one started in the background (``make test &``) ignores SIGINT and SIGQUIT,
+    and Python leaves an ignored SIGINT ignored (no KeyboardInterrupt)."""
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -98,9 +102,9 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # A terminal's runserver gets SIGHUP's default: not an ignored one inherited from a
-            # test run started under nohup (the settings then leave SIGHUP alone, on purpose).
-            preexec_fn=_default_sighup,
+            # A terminal's runserver gets the default dispositions, not ignored ones inherited from
+            # the test run (the settings leave an ignored SIGHUP alone, on purpose).
+            preexec_fn=_terminal_signals,
         )
     try:
 

