@@ -192,6 +192,21 @@ def test_a_big_session_goes_under_its_overflow_key_in_the_same_round_trip(alias)
 
 
 @redis8
+def test_a_create_replaces_a_stale_overflow_value_left_without_its_field(alias):
+    """Another engine deleted the field but not its overflow key: NX refuses the SET, and the
+    create writes its own value over the stale one (one more round trip, then only)."""
+    storage = SessionStore()._storage
+    key, blob = "s" * 32, get_random_string(500)
+    _, _, overflow = storage.locate(key)
+    alias.set(overflow, b"stale bytes of a deleted session", ex=60)
+    with sent_by_clients() as sent:
+        assert storage.create(key, {"blob": blob}, 60)
+    assert (sent.round_trips, sent.commands["set"]) == (2, 2)
+    assert storage.load(key) == {"blob": blob}
+    assert 50 <= alias.ttl(overflow) <= 60
+
+
+@redis8
 @pytest.mark.parametrize("alias", [{"HASH_MAX_INLINE": 100}], indirect=True)
 def test_a_refused_big_save_leaves_no_overflow_key_behind(alias):
     session = saved(x=1)

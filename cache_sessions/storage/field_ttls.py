@@ -70,8 +70,11 @@ def write(
 
     def parse(replies: list[Any]) -> bool | Call[bool]:
         if replies[written]:
-            if mode == CREATE and pointer is not None and replies[0] not in (None, value):
-                # A stale overflow value of this very key (its session deleted by another engine): ours instead.
+            if mode == CREATE and pointer is not None and replies[0] is not None:
+                # NX found a value under the overflow key of a field that did not exist: a stale one
+                # (its session deleted by another engine), or ours from a retried create; either way
+                # ours goes over it. (redis-py's SET callback, not told of GET, turns the old value
+                # into False: only None, "the key was free", can be read from this reply.)
                 return Call(("SET", overflow, value, "EX", ttl), lambda _: True, on=bucket)
             return True
         if mode == CREATE:
