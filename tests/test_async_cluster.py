@@ -25,7 +25,7 @@ from cache_sessions import users
 from cache_sessions.backend import SessionStore
 from cache_sessions.cluster import close_all
 from cache_sessions.errors import SessionStoreUnavailable
-from cache_sessions.storage import lua
+from cache_sessions.storage import lua, sweep
 from cache_sessions.testing import free_port
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
@@ -216,12 +216,21 @@ async def test_aclear_expired_and_the_user_sessions_api_are_native():
             bucket, field, _ = storage.locate(f"expired{number:024d}")
             storage.topology.cluster().hset(bucket, field, storage.codec.encode({"x": 1}, expires_at=past))
         user = "7"  # USER["_auth_user_id"]
-        with native_only():
+        close_all()  # a fresh process: the sweep finds the primaries on asyncio, not the sync client
+        facts.forget()
+        client = storage.client
+        with sync_io_threads() as sync_io, native_only():
             await SessionStore.aclear_expired()
             listed = await users.auser_sessions(user)
             ended = await users.arevoke_all_sessions(user)
+        assert sync_io[threading.get_ident()] == 0
+        assert client.connection_factory.connected(client._startup_nodes) is None, "the sync client was made"
         alive = [key for key in keys if SessionStore().exists(key)]
-        storage.topology.cluster().flushall()
+        cluster = storage.topology.cluster()
+        buckets = cluster.scan_iter(_type="hash", target_nodes=cluster.PRIMARIES)
+        fields = sum(cluster.hlen(bucket) for bucket in buckets if sweep.is_bucket_name(storage, bucket))
+        cluster.flushall()
+    assert fields == 0  # the expired leftovers swept
     assert len(listed) == 3
     assert ended == 3
     assert alive == []

@@ -184,9 +184,11 @@ async def asweep_all(sessions: Storage, batch_size: int = 500) -> SweepReport:
     """``sweep(sessions, all_buckets(sessions))`` on ``redis.asyncio`` (``aclear_expired``)."""
     report = SweepReport()
     started = time.monotonic()
+    await sessions.aprepare()  # the user buckets' limit (index_limit), learnt on the loop
+    servers = await sessions.topology.aservers()
     for pattern, accept in sweep_targets(sessions):
-        for redis in sessions.servers():
-            async for bucket in sessions.aredis(redis).scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+        for server in servers:
+            async for bucket in server.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
                 steps = bucket_sweep(sessions, bucket, batch_size, False, report)
                 if accept(bucket) and await adrive(steps, sessions.aexecute):
                     report.buckets += 1

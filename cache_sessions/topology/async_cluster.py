@@ -18,6 +18,7 @@ SCRIPT LOAD, and a promoted replica answers NOSCRIPT.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -67,7 +68,8 @@ class AsyncClusterRedis(RedisCluster):
 
 class OnNode:
     """One node of an asyncio cluster client, asked what ``server_facts`` reads from a server
-    (``Topology.afacts``): ``config_get`` and ``info`` as on a ``redis.asyncio.Redis``."""
+    (``Topology.afacts``) and walked by a sweep (``Topology.aservers``): ``config_get``,
+    ``info`` and ``scan_iter`` as on a ``redis.asyncio.Redis``."""
 
     def __init__(self, cluster: RedisCluster, node: ClusterNode) -> None:
         self.cluster = cluster
@@ -78,6 +80,9 @@ class OnNode:
 
     async def info(self, section: str) -> Any:
         return await self.cluster.info(section, target_nodes=self.node)
+
+    def scan_iter(self, **kwargs: Any) -> AsyncIterator[Any]:
+        return self.cluster.scan_iter(target_nodes=self.node, **kwargs)
 
 
 def make(urls: list[str], cluster_kwargs: dict[str, Any]) -> AsyncClusterRedis:

@@ -114,6 +114,12 @@ class Topology:
         take I/O (a Redis Cluster this process has not discovered on its sync client)."""
         return [server_facts.of(redis) for redis in self.servers()]
 
+    async def aservers(self) -> list[Any]:
+        """``servers()`` on the running loop: for each server, a ``redis.asyncio`` client that
+        can walk it (``scan_iter``), found without sync I/O; ``async_clients.NotNative``
+        where there is none."""
+        return [self.aredis(redis) for redis in self.servers()]
+
     async def afacts(self) -> list[tuple[server_facts.ServerFacts, Any]]:
         """For each server of ``servers()``, its facts record and a ``redis.asyncio`` client
         of the running loop that can ask it (``config_get``, ``info``), found without sync

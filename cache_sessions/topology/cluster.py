@@ -124,6 +124,10 @@ class ClusterTopology(Topology):
             return None
         return super().known_facts()
 
+    async def aservers(self) -> list[Any]:
+        """Each primary, asked through the loop's asyncio cluster client: the sync one is not made."""
+        return [on_node for _, on_node in await self.afacts()]
+
     async def afacts(self) -> list[tuple[server_facts.ServerFacts, Any]]:
         """Each primary that the loop's asyncio cluster client knows (it discovers the cluster
         first, within OPERATION_TIMEOUT), asked through that client: the sync one is not made."""
