@@ -17,6 +17,7 @@ declared minimum), then the test.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import time
 from typing import Any
@@ -219,6 +220,37 @@ def test_one_round_trip_on_a_pool_connection_reads_every_reply_through_the_callb
     finally:
         pool.release(connection)
     assert pool.get_connection() is connection  # released: the next caller gets it back
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hiredis") is None, reason="hiredis is not installed")
+def test_hiredis_packs_commands_as_redis_py_does(plain):
+    """``sending._packed`` packs a call's commands with ``hiredis.pack_command`` (a tuple of str,
+    bytes, int, float): the bytes redis-py's packers (hiredis or Python) send for the same
+    arguments, text as UTF-8, numbers as ``repr``, empty and large values included."""
+    import hiredis
+    from redis.asyncio.connection import Connection as AsyncConnection
+    from redis.connection import PythonRespSerializer
+
+    commands = [
+        ("HSETEX", b"p:h{00af}", "FXX", "EX", 1_209_600, "FIELDS", 1, b"k" * 32, b"\x00\xff" * 40),
+        ("EXPIRE", b"p:h{00af}", 1_209_600, "GT"),
+        ("SET", b"p:o", b"", "EX", 0.5, "PX", -1, "\u00e9t\u00e9"),
+        ("SET", b"p:big", b"v" * 100_000),
+        ("WAIT", 1, 50),
+    ]
+    pool = plain.connection_pool
+    connection = pool.get_connection()  # the pool's packer: hiredis's where installed
+    try:
+        python = PythonRespSerializer(6000, connection.encoder.encode)  # redis-py's own, without hiredis
+        for command in commands:
+            packed = hiredis.pack_command(command)
+            assert packed == b"".join(connection.pack_command(*command)), command
+            assert packed == b"".join(python.pack(*command)), command
+            assert packed == b"".join(AsyncConnection().pack_command(*command)), command
+        together = b"".join(connection.pack_commands(commands))
+    finally:
+        pool.release(connection)
+    assert b"".join(hiredis.pack_command(command) for command in commands) == together
 
 
 async def test_one_round_trip_on_an_asyncio_pool_connection_reads_every_reply(plain):

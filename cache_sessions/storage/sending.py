@@ -10,6 +10,7 @@ routes by slot). ``MIN_REPLICAS_ACK``'s WAIT goes last, in the same round trip.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,14 @@ from redis.exceptions import NoScriptError, ResponseError
 if TYPE_CHECKING:
     from .acks import Acks
     from .calls import Call
+
+_pack_in_c: Callable[[tuple[Any, ...]], bytes] | None
+try:  # packs a command in C; redis-py's packer first walks every argument in Python (~4 µs a command)
+    from hiredis import pack_command as _pack_in_c
+except ImportError:  # hiredis is optional
+    _pack_in_c = None
+
+_UTF8 = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
 
 
 def send(redis: Redis, call: Call[Any], acks: Acks | None) -> Any:
@@ -91,8 +100,18 @@ def _round_trip(redis: Redis, commands: tuple[tuple[Any, ...], ...]) -> list[Any
         pool.release(connection)
 
 
+def _packed(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> Any:
+    """``commands`` in the protocol, for one write: by hiredis where it is installed and the
+    client encodes text as UTF-8, as hiredis does (the engine's own words are ASCII; names and
+    values are bytes); else by the connection's packer. The same bytes either way (pinned by
+    tests/test_upstream.py)."""
+    if _pack_in_c is not None and connection.encoder.encoding in _UTF8:
+        return [b"".join([_pack_in_c(command) for command in commands])]  # a list: bytes would be sent int by int
+    return connection.pack_commands(commands)
+
+
 def _exchange(redis: Any, connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
-    connection.send_packed_command(connection.pack_commands(commands))
+    connection.send_packed_command(_packed(connection, commands))
     replies: list[Any] = []
     error: ResponseError | None = None
     try:
@@ -128,7 +147,7 @@ async def _around_trip(redis: AsyncRedis, commands: tuple[tuple[Any, ...], ...])
 
 
 async def _aexchange(redis: Any, connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
-    await connection.send_packed_command(connection.pack_commands(commands))
+    await connection.send_packed_command(_packed(connection, commands))
     replies: list[Any] = []
     error: ResponseError | None = None
     try:

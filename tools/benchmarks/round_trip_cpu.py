@@ -1,11 +1,13 @@
-"""Client CPU of a hash-mode save sent without and with a redis-py Pipeline, sync and async, one run.
+"""Client CPU of a hash-mode save: each way of sending its two commands, sync and async, one run.
 
     python -m tools.benchmarks.round_trip_cpu [--rounds N] [--ops N]
 
 A save on Redis 8 in hash mode is two commands in one round trip (``HSETEX FXX``
 and ``EXPIRE GT``). The executor sends them on a connection of the client's pool
-(``storage/sending.py``, ``_round_trip``); the "Pipeline" rows make it take
-redis-py's pipeline instead, as it did before, by hiding the client class it
+(``storage/sending.py``, ``_round_trip``), packed by hiredis where it is
+installed. The "packed by redis-py" rows make it use the connection's packer
+instead (as before hiredis packed them), the "Pipeline" rows make it take
+redis-py's pipeline, as it did before that, by hiding the client class it
 checks for. Rows (string mode, hash mode each way, sync and async) are
 interleaved and shuffled round by round; each cell saves a small session (85 B)
 ``--ops`` times, gc off; the table gives the median µs of ``time.process_time``
@@ -36,7 +38,12 @@ DATA = {
     "_csrftoken": "b" * 32,
 }
 WARMUP = 200
-Row = tuple[str, str, bool]  # sync or async, the alias (mode), whether the lean round trip of sending.py is used
+Row = tuple[str, str, str]  # sync or async, the alias (mode), the way of sending (one of WAYS)
+WAYS = {
+    "hiredis": "own round trip, hiredis packs",
+    "redis-py": "own round trip, redis-py packs",
+    "pipeline": "redis-py Pipeline",
+}
 
 
 class NotAClient:
@@ -82,9 +89,13 @@ def run(server: RedisServer, rounds: int, ops: int) -> None:
 
     clients = sending.Redis, sending.AsyncRedis
 
-    def choose(lean: bool) -> None:
+    hiredis_pack = sending._pack_in_c
+
+    def choose(way: str) -> None:
+        lean = way != "pipeline"
         sending.Redis = clients[0] if lean else NotAClient  # type: ignore[misc,assignment]
         sending.AsyncRedis = clients[1] if lean else NotAClient  # type: ignore[misc,assignment]
+        sending._pack_in_c = hiredis_pack if way == "hiredis" else None
 
     def sync_cell(alias: str) -> float:
         with override_settings(SESSION_CACHE_ALIAS=alias):
@@ -127,34 +138,31 @@ def run(server: RedisServer, rounds: int, ops: int) -> None:
         return cpu / ops * 1e6
 
     rows: list[Row] = [
-        (api, alias, lean)
+        (api, alias, way)
         for api in ("sync", "async")
-        for alias, lean in (("string", True), ("hash", True), ("hash", False))
+        for alias, way in (("string", "redis-py"), *(("hash", way) for way in WAYS))
+        if way != "hiredis" or hiredis_pack is not None
     ]
     cpu: dict[Row, list[float]] = {row: [] for row in rows}
     rng = random.Random(2024)
     for _ in range(rounds):
         for row in rng.sample(rows, len(rows)):
-            api, alias, lean = row
-            choose(lean)
+            api, alias, way = row
+            choose(way)
             cpu[row].append(sync_cell(alias) if api == "sync" else asyncio.run(async_cell(alias)))
-    choose(True)
+    choose("hiredis")
     print(
         f"redis-py {redis.__version__}, Redis {redis.Redis(port=server.port).info('server')['redis_version']}: "
         f"client CPU per save of a small session, µs (median of {rounds} rounds of {ops} saves) [min-max], "
         "x string: median of the per-round ratios to string mode"
     )
     for row in rows:
-        api, alias, lean = row
-        label = (
-            f"{api}, string mode"
-            if alias == "string"
-            else f"{api}, hash mode, {'own round trip' if lean else 'redis-py Pipeline'}"
-        )
-        values, strings = cpu[row], cpu[(api, "string", True)]
+        api, alias, way = row
+        label = f"{api}, string mode" if alias == "string" else f"{api}, hash mode, {WAYS[way]}"
+        values, strings = cpu[row], cpu[(api, "string", "redis-py")]  # (a string save packs one command)
         ratio = statistics.median(value / string for value, string in zip(values, strings, strict=True))
         print(
-            f"  {label:<42} {statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]"
+            f"  {label:<52} {statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]"
             f"  x string {ratio:.2f}"
         )
 
