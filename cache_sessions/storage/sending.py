@@ -10,8 +10,9 @@ routes by slot). ``MIN_REPLICAS_ACK``'s WAIT goes last, in the same round trip.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
@@ -28,7 +29,11 @@ try:  # packs a command in C; redis-py's packer first walks every argument in Py
 except ImportError:  # hiredis is optional
     _pack_in_c = None
 
-_UTF8 = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
+
+@cache
+def _is_utf8(encoding: str) -> bool:
+    """Whether a client's ``encoding`` names UTF-8 (hiredis encodes text that way)."""
+    return codecs.lookup(encoding).name == "utf-8"
 
 
 def send(redis: Redis, call: Call[Any], acks: Acks | None) -> Any:
@@ -105,7 +110,7 @@ def _packed(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> Any:
     client encodes text as UTF-8, as hiredis does (the engine's own words are ASCII; names and
     values are bytes); else by the connection's packer. The same bytes either way (pinned by
     tests/test_upstream.py)."""
-    if _pack_in_c is not None and connection.encoder.encoding in _UTF8:
+    if _pack_in_c is not None and _is_utf8(connection.encoder.encoding):
         return [b"".join([_pack_in_c(command) for command in commands])]  # a list: bytes would be sent int by int
     return connection.pack_commands(commands)
 
