@@ -34,6 +34,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from cache_sessions import errors
+from cache_sessions.storage import sending
 from cache_sessions.testing import RedisServer, free_port
 from cache_sessions.topology import async_clients as aio
 from tests.support import sentinels
@@ -251,6 +252,18 @@ def test_hiredis_packs_commands_as_redis_py_does(plain):
     finally:
         pool.release(connection)
     assert b"".join(hiredis.pack_command(command) for command in commands) == together
+    odd = (("SET", b"k", bytearray(b"v")),)
+    with pytest.raises(TypeError):  # what sending._packed leaves to redis-py's packer
+        hiredis.pack_command(odd[0])
+
+    def outcome(pack: Any) -> Any:
+        try:
+            return pack(connection, odd)
+        except redis_errors.DataError as exc:  # (redis-py 7.4's hiredis packer refuses a bytearray too)
+            return type(exc)
+
+    assert outcome(sending._packed) == outcome(lambda connection, odd: connection.pack_commands(odd))
+    assert sending._packed(connection, tuple(commands)) == [together]
 
 
 async def test_one_round_trip_on_an_asyncio_pool_connection_reads_every_reply(plain):

@@ -111,7 +111,10 @@ def _packed(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> Any:
     values are bytes); else by the connection's packer. The same bytes either way (pinned by
     tests/test_upstream.py)."""
     if _pack_in_c is not None and _is_utf8(connection.encoder.encoding):
-        return [b"".join([_pack_in_c(command) for command in commands])]  # a list: bytes would be sent int by int
+        try:
+            return [b"".join([_pack_in_c(command) for command in commands])]  # a list: bytes would go int by int
+        except TypeError:  # an argument hiredis does not take (a bytearray, a bool): redis-py's packer judges it
+            pass
     return connection.pack_commands(commands)
 
 
