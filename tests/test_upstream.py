@@ -237,6 +237,7 @@ def test_hiredis_packs_commands_as_redis_py_does(plain):
         ("EXPIRE", b"p:h{00af}", 1_209_600, "GT"),
         ("SET", b"p:o", b"", "EX", 0.5, "PX", -1, "\u00e9t\u00e9"),
         ("SET", b"p:big", b"v" * 100_000),
+        ("SET", b"p:\r\n", b"\r\n*1\r\n$4\r\nPING\r\n"),  # protocol inside a value: length-prefixed, inert
         ("WAIT", 1, 50),
     ]
     pool = plain.connection_pool
