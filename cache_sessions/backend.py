@@ -164,14 +164,15 @@ class SessionStore(EndingStore):
         self._refuse_if_degraded()  # after the load, which is what finds the store unavailable
         ttl = self._ttl(session)
         storage = self._storage
-        # The index record first: never a session it misses.
-        if index.entry_due(storage.options, session, must_create, ttl):
-            self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
-        if must_create:
-            if not self._remembering(storage.create, self.session_key, session, ttl):
-                raise CreateError
-        elif not self._remembering(storage.update, self.session_key, session, ttl):
-            raise UpdateError
+        with storage.operation():  # the index record and the write: one OPERATION_TIMEOUT (Redis Cluster)
+            # The index record first: never a session it misses.
+            if index.entry_due(storage.options, session, must_create, ttl):
+                self._remembering(drive, self._indexing(session, ttl, must_create), storage.execute_many)
+            if must_create:
+                if not self._remembering(storage.create, self.session_key, session, ttl):
+                    raise CreateError
+            elif not self._remembering(storage.update, self.session_key, session, ttl):
+                raise UpdateError
 
     def index_entry_due(self) -> bool:
         """Whether saving now would refresh this session's index entry (USER_SESSIONS):
@@ -233,14 +234,15 @@ class SessionStore(EndingStore):
         self._refuse_if_degraded()
         ttl = self._ttl(session)
         storage = self._storage
-        if index.entry_due(storage.options, session, must_create, ttl):
-            await storage.aprepare()
-            await self._aremembering(adrive, self._indexing(session, ttl, must_create), storage.aexecute_many)
-        if must_create:
-            if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
-                raise CreateError
-        elif not await self._aremembering(storage.aupdate, self.session_key, session, ttl):
-            raise UpdateError
+        with storage.operation():  # the index record and the write: one OPERATION_TIMEOUT (Redis Cluster)
+            if index.entry_due(storage.options, session, must_create, ttl):
+                await storage.aprepare()
+                await self._aremembering(adrive, self._indexing(session, ttl, must_create), storage.aexecute_many)
+            if must_create:
+                if not await self._aremembering(storage.acreate, self.session_key, session, ttl):
+                    raise CreateError
+            elif not await self._aremembering(storage.aupdate, self.session_key, session, ttl):
+                raise UpdateError
 
     @classmethod
     async def aclear_expired(cls) -> None:

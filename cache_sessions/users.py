@@ -19,7 +19,7 @@ from .errors import UserSessionsOff
 from .signals import areported, reported  # each revocation sends signals.sessions_revoked
 from .storage.base import Storage
 from .storage.calls import adrive, drive
-from .storage.index import IndexEntry, user_id_of
+from .storage.index import Batches, IndexEntry, user_id_of
 from .storage.registry import sessions_for
 
 __all__ = [
@@ -35,6 +35,17 @@ __all__ = [
 ]
 
 
+def _run(sessions: Storage, steps: Batches) -> Any:
+    """A per-user operation's batches, one after the other, within one OPERATION_TIMEOUT (Redis Cluster)."""
+    with sessions.operation():
+        return drive(steps, sessions.execute_many)
+
+
+async def _arun(sessions: Storage, steps: Batches) -> Any:
+    with sessions.operation():
+        return await adrive(steps, sessions.aexecute_many)
+
+
 def _target(user: Any, alias: str | None) -> tuple[Storage, IndexEntry]:
     alias = alias or settings.SESSION_CACHE_ALIAS
     sessions = sessions_for(alias)
@@ -47,7 +58,7 @@ def user_sessions(user: Any, *, current: Any = None, alias: str | None = None) -
     """The live sessions of ``user`` (a user, or its id), newest first; ``current`` (a request,
     a session or a session key) marks the one that is in use."""
     sessions, entry = _target(user, alias)
-    listed: list[UserSession] = drive(listing(sessions, entry, current_ids(sessions, current)), sessions.execute_many)
+    listed: list[UserSession] = _run(sessions, listing(sessions, entry, current_ids(sessions, current)))
     return listed
 
 
@@ -56,29 +67,27 @@ def revoke_session(user: Any, session_id: str, *, alias: str | None = None) -> b
     """End one of ``user``'s sessions (by the id a listing shows); False if it is not one of theirs."""
     sessions, entry = _target(user, alias)
     sid = sid_of(session_id)
-    return sid is not None and bool(drive(revoking(sessions, entry, frozenset(), sid), sessions.execute_many))
+    return sid is not None and bool(_run(sessions, revoking(sessions, entry, frozenset(), sid)))
 
 
 @reported
 def revoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     """Log the request's user out everywhere else; the number of sessions ended."""
     sessions, entry = _target(request.user, alias)
-    return int(drive(revoking(sessions, entry, current_ids(sessions, request), None), sessions.execute_many))
+    return int(_run(sessions, revoking(sessions, entry, current_ids(sessions, request), None)))
 
 
 @reported
 def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     """Log ``user`` out everywhere (e.g. an account that was just locked)."""
     sessions, entry = _target(user, alias)
-    return int(drive(revoking(sessions, entry, frozenset(), None), sessions.execute_many))
+    return int(_run(sessions, revoking(sessions, entry, frozenset(), None)))
 
 
 async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
     sessions, entry = _target(user, alias)
     await sessions.aprepare()  # the index's limit, learnt on asyncio (not by a call builder, on sync)
-    listed: list[UserSession] = await adrive(
-        listing(sessions, entry, current_ids(sessions, current)), sessions.aexecute_many
-    )
+    listed: list[UserSession] = await _arun(sessions, listing(sessions, entry, current_ids(sessions, current)))
     return listed
 
 
@@ -87,7 +96,7 @@ async def arevoke_session(user: Any, session_id: str, *, alias: str | None = Non
     sessions, entry = _target(user, alias)
     sid = sid_of(session_id)
     await sessions.aprepare()
-    return sid is not None and bool(await adrive(revoking(sessions, entry, frozenset(), sid), sessions.aexecute_many))
+    return sid is not None and bool(await _arun(sessions, revoking(sessions, entry, frozenset(), sid)))
 
 
 @areported
@@ -95,14 +104,14 @@ async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> i
     user = await request.auser() if hasattr(request, "auser") else request.user
     sessions, entry = _target(user, alias)
     await sessions.aprepare()
-    return int(await adrive(revoking(sessions, entry, current_ids(sessions, request), None), sessions.aexecute_many))
+    return int(await _arun(sessions, revoking(sessions, entry, current_ids(sessions, request), None)))
 
 
 @areported
 async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     sessions, entry = _target(user, alias)
     await sessions.aprepare()
-    return int(await adrive(revoking(sessions, entry, frozenset(), None), sessions.aexecute_many))
+    return int(await _arun(sessions, revoking(sessions, entry, frozenset(), None)))
 
 
 # Whether this site keeps sessions per user (the session pages, the admin, the checks ask) ----

@@ -420,6 +420,40 @@ def test_a_hung_primary_cannot_hold_an_async_save_past_the_bound():
     assert all(value in (n, 100 + n) for n, value in enumerate(loaded)), loaded  # no reply went astray
 
 
+def test_a_process_that_first_meets_a_hung_primary_answers_within_the_bound():
+    """A fresh process (no cluster client, nothing learnt of the servers) whose first async
+    load or create needs a hung primary's facts (hash mode: its software and listpack limit):
+    learning them shares the operation's bound, instead of waiting SOCKET_TIMEOUT first."""
+    from tests.test_cluster_down import config, hung, keys_on
+
+    bound = 2.0  # long enough that two bounds (~3.4 s) cannot pass for one (~1.7 s) on a loaded machine
+    with (
+        Cluster(primaries=3) as cluster,
+        override_settings(
+            CACHES={"default": LOCMEM, "sessions": config(cluster, SOCKET_TIMEOUT=5, OPERATION_TIMEOUT=bound, **HASH)}
+        ),
+    ):
+        node = cluster.primaries[0]
+        [key] = keys_on(node, 1)
+
+        async def create() -> None:
+            session = SessionStore()
+            session._get_new_session_key = lambda: key  # type: ignore[method-assign]
+            await session.acreate()
+
+        times = []
+        for operation in (lambda: SessionStore(key).aload(), create):
+            close_all()
+            facts.forget()
+            with hung(node):
+                started = time.monotonic()
+                with pytest.raises(SessionStoreUnavailable):
+                    asyncio.run(operation())
+                times.append(time.monotonic() - started)
+    print(f"\na fresh process meeting a hung primary, async: load {times[0]:.2f} s, create {times[1]:.2f} s")
+    assert max(times) < bound + MARGIN * 0.7, times
+
+
 def test_a_loop_closes_its_cluster_connections(mode):
     """The loop's cluster client is closed with its loop: every connection of every node it
     knows is closed, and (redis-py 8+) every node is back to the connections it had before.

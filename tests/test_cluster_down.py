@@ -9,6 +9,7 @@ Each scenario prints the slowest answer (``pytest -s``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
@@ -27,6 +28,7 @@ from redis.cluster import RedisCluster
 from cache_sessions import cluster as cluster_module
 from cache_sessions.backend import SessionStore
 from cache_sessions.errors import SessionStoreUnavailable
+from cache_sessions.storage.index import IndexEntry
 from cache_sessions.storage.registry import sessions_for
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import deadline
@@ -172,6 +174,35 @@ def test_a_hung_primary_cannot_hold_an_operation_past_the_bound(cluster):
         cluster.wait_healthy()
         wait_for(lambda: SessionStore(keys[0]).get("n") == 1, what="sessions served again")
         assert all(SessionStore(key)["n"] == 1 for key in keys)
+
+
+def test_a_save_and_its_index_record_share_one_bound(cluster):
+    """With USER_SESSIONS a new session's save is two calls (the user's index record, then the
+    session): on a hung primary holding both buckets, together they answer within one
+    OPERATION_TIMEOUT, not one each (sync and async)."""
+    bound = 2.0  # long enough that two bounds (~3.4 s) cannot pass for one (~1.7 s) on a loaded machine
+    options = {"SOCKET_TIMEOUT": 5, "OPERATION_TIMEOUT": bound, "USER_SESSIONS": True}
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config(cluster, **options)}):
+        node = cluster.primaries[0]
+        sessions = sessions_for("sessions")
+        client = caches["sessions"].client.get_client()
+        user = next(
+            user
+            for user in map(str, itertools.count())
+            if client.get_node_from_key(IndexEntry.of(sessions, user).bucket).port == node.port
+        )
+        times = []
+        for key, save in zip(keys_on(node, 2), (lambda s: s.save(), lambda s: asyncio.run(s.asave())), strict=True):
+            session = SessionStore()
+            session._get_new_session_key = lambda key=key: key  # type: ignore[method-assign]
+            session.update({"_auth_user_id": user, "n": 1})
+            with hung(node):
+                started = time.monotonic()
+                with pytest.raises(SessionStoreUnavailable):
+                    save(session)
+                times.append(time.monotonic() - started)
+    print(f"\na save and its index record on a hung primary: {max(times):.2f} s at most")
+    assert max(times) < bound + MARGIN * 0.7, times
 
 
 def test_outside_a_session_operation_the_cluster_client_is_redis_pys(cluster):

@@ -16,6 +16,7 @@ builds the storage of an alias; ``sweep.py`` removes expired sessions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -82,6 +83,11 @@ class Storage(Executor):
 
     def aredis(self, sync_redis: Redis) -> Any:
         return self.topology.aredis(sync_redis)
+
+    def operation(self) -> contextlib.AbstractContextManager[None]:
+        """What bounds one session operation of several calls (a save and its index record,
+        a revoke's batches): on Redis Cluster, one OPERATION_TIMEOUT for them all."""
+        return self.topology.operation()
 
     # What call builders need to know of the servers, learnt once per process (``server_facts``).
 
@@ -178,20 +184,26 @@ class Storage(Executor):
     def delete(self, session_key: str) -> None:
         self.execute(self.delete_call(session_key))
 
+    # On asyncio, what a call builder must know of the servers is learnt first, when the process
+    # does not know it yet: within the operation's bound (OPERATION_TIMEOUT on Redis Cluster).
+
     async def aload(self, session_key: str) -> dict[str, Any] | None:
-        await self.aprepare(quiet=True)
-        return await self.aexecute(self.load_call(session_key))
+        with self.operation():
+            await self.aprepare(quiet=True)
+            return await self.aexecute(self.load_call(session_key))
 
     async def aexists(self, session_key: str) -> bool:
         return await self.aexecute(self.exists_call(session_key))
 
     async def acreate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
-        await self.aprepare()
-        return await self.aexecute(self.create_call(session_key, session, ttl))
+        with self.operation():
+            await self.aprepare()
+            return await self.aexecute(self.create_call(session_key, session, ttl))
 
     async def aupdate(self, session_key: str, session: Mapping[str, Any], ttl: int) -> bool:
-        await self.aprepare()
-        return await self.aexecute(self.update_call(session_key, session, ttl))
+        with self.operation():
+            await self.aprepare()
+            return await self.aexecute(self.update_call(session_key, session, ttl))
 
     async def adelete(self, session_key: str) -> None:
         await self.aexecute(self.delete_call(session_key))

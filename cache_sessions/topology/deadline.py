@@ -98,6 +98,19 @@ def retrying(attempt: Callable[[], T], is_retryable: Callable[[Exception], bool]
                 raise
 
 
+async def abounded(awaitable: Awaitable[T]) -> T:
+    """``awaitable`` awaited until the deadline at most (one attempt, no retry): what learns a
+    server's facts on the way to an operation must not hold it past its bound."""
+    left = remaining()
+    if left is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            return await awaitable
+    except TimeoutError as exc:  # asyncio's (the builtin): redis-py's own is a RedisError
+        raise TimeIsUp("the session operation's time was up before Redis answered") from exc
+
+
 async def aretrying(
     attempt: Callable[[], Awaitable[T]],
     is_retryable: Callable[[Exception], bool],
