@@ -129,6 +129,24 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
 PORT_ATTEMPTS = 5
 
 
+def _bulk_reply(sock: socket.socket) -> bytes | None:
+    """A bulk string reply read whole (INFO's); None for anything else (``-LOADING``, ``-NOAUTH``)."""
+    data = b""
+    while len(data) < 1 << 20:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+        header, found, rest = data.partition(b"\r\n")
+        if not found:
+            continue
+        if not header.startswith(b"$"):
+            return None
+        if len(rest) >= int(header[1:]):
+            return rest
+    return None
+
+
 class PortTaken(RuntimeError):
     """The server could not bind its port (or its cluster bus port): someone took it first."""
 
@@ -295,10 +313,12 @@ class RedisServer:
             else:
                 sock = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
             with sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                sock.sendall(b"INFO server\r\n")
+                reply = _bulk_reply(sock)
         except OSError:
             return False
+        # This server, not another that holds the port (another test run's, say).
+        return reply is not None and self.process is not None and b"process_id:%d\r\n" % self.process.pid in reply
 
     def stop(self) -> None:
         self._end_processes()

@@ -43,6 +43,7 @@ def _run(sessions: Storage, steps: Batches) -> Any:
 
 async def _arun(sessions: Storage, steps: Batches) -> Any:
     with sessions.operation():
+        await sessions.aprepare()  # the index's limit, learnt on asyncio (not by a call builder, on sync)
         return await adrive(steps, sessions.aexecute_many)
 
 
@@ -86,7 +87,6 @@ def revoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
 
 async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = None) -> list[UserSession]:
     sessions, entry = _target(user, alias)
-    await sessions.aprepare()  # the index's limit, learnt on asyncio (not by a call builder, on sync)
     listed: list[UserSession] = await _arun(sessions, listing(sessions, entry, current_ids(sessions, current)))
     return listed
 
@@ -95,7 +95,6 @@ async def auser_sessions(user: Any, *, current: Any = None, alias: str | None = 
 async def arevoke_session(user: Any, session_id: str, *, alias: str | None = None) -> bool:
     sessions, entry = _target(user, alias)
     sid = sid_of(session_id)
-    await sessions.aprepare()
     return sid is not None and bool(await _arun(sessions, revoking(sessions, entry, frozenset(), sid)))
 
 
@@ -103,14 +102,12 @@ async def arevoke_session(user: Any, session_id: str, *, alias: str | None = Non
 async def arevoke_other_sessions(request: Any, *, alias: str | None = None) -> int:
     user = await request.auser() if hasattr(request, "auser") else request.user
     sessions, entry = _target(user, alias)
-    await sessions.aprepare()
     return int(await _arun(sessions, revoking(sessions, entry, current_ids(sessions, request), None)))
 
 
 @areported
 async def arevoke_all_sessions(user: Any, *, alias: str | None = None) -> int:
     sessions, entry = _target(user, alias)
-    await sessions.aprepare()
     return int(await _arun(sessions, revoking(sessions, entry, frozenset(), None)))
 
 

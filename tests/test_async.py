@@ -327,3 +327,36 @@ def test_native_async_on_a_unix_socket():
         SessionStore()._storage.redis().flushdb()
     assert loaded == USER
     assert kind == "UnixDomainSocketConnection"
+
+
+async def test_a_shared_read_of_a_servers_facts_keeps_each_callers_own_deadline():
+    """Tasks that need the same fact share one read: it runs outside every caller's deadline and
+    each waits for it within its own. A caller with a short bound gives up in time without
+    cutting the read short for a caller with a long one, and a read started by a caller with no
+    bound (a sweep) does not hold a bounded one past its deadline."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from cache_sessions.topology import deadline
+
+    async def learn(record: facts.ServerFacts, client: AsyncRedis, bound: float | None) -> facts.Software:
+        if bound is None:
+            return await facts.asoftware(record, client)
+        with deadline.within(bound + deadline.RESERVE):
+            return await facts.asoftware(record, client)
+
+    with RedisServer() as server, FaultProxy(server.port) as proxy:
+        client = AsyncRedis.from_url(proxy.url)
+        for first, second in ((0.1, 3.0), (None, 0.1)):
+            record = facts.ServerFacts()
+            proxy.delay_reply("INFO", 0.8)
+            started = time.monotonic()
+            one = asyncio.create_task(learn(record, client, first))
+            await asyncio.sleep(0)  # the first starts the read
+            two = asyncio.create_task(learn(record, client, second))
+            results = await asyncio.gather(one, two, return_exceptions=True)
+            if first is not None:
+                assert isinstance(results[0], deadline.TimeIsUp) and results[1] is record.software is not None
+            else:
+                assert results[0] is record.software is not None and isinstance(results[1], deadline.TimeIsUp)
+            assert time.monotonic() - started >= 0.8  # the read went on to its end
+        await client.aclose()

@@ -58,3 +58,15 @@ def test_a_taken_port_that_cannot_be_chosen_again_fails_clearly() -> None:
         with pytest.raises(RuntimeError, match="Address already in use"):
             server.start()
         assert server.process is None and server.watchdog is None and not server.dir.exists()
+
+
+def test_a_port_held_by_another_server_is_not_taken_for_ours():
+    """Another server on the chosen port answers at once, before ours fails to bind: the start
+    waits for its own server (its pid in INFO), so it moves to another port."""
+    with RedisServer() as other:
+        server = RedisServer()
+        server.port = other.port
+        with server:
+            assert server.port != other.port
+            info = redis.Redis.from_url(server.url).info("server")
+            assert server.process is not None and info["process_id"] == server.process.pid

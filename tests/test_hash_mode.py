@@ -15,6 +15,8 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.core.cache import caches
 from django.test import override_settings
 from django.utils.crypto import get_random_string
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cache_sessions.backend import SessionStore
 from cache_sessions.format.codec import Codec
@@ -241,3 +243,31 @@ def test_scripts_are_reloaded_after_script_flush(hash_alias):
     session["x"] = 2
     session.save()
     assert SessionStore(session.session_key)["x"] == 2
+
+
+def test_a_pool_with_client_side_caching_carries_calls_of_several_commands(hash_alias):
+    """redis-py's client-side cache (RESP3, ``cache_config``) hands out connections that wrap
+    the real one (``CacheProxyConnection``): a load that fetches the overflow key with its
+    field (one packed write of two commands) and every write go through them unchanged."""
+    from redis.cache import CacheConfig
+
+    pool_kwargs = {"connection_class": Connection, "protocol": 3, "cache_config": CacheConfig()}
+    config = _config(14, **HASH, HASH_MAX_INLINE=64, CONNECTION_POOL_KWARGS=pool_kwargs)
+    config["LOCATION"] += "?client_name=client-side-cache"  # a pool of its own (django-redis keeps one per URL)
+    with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
+        client = caches["sessions"].client.get_client()
+        try:
+            client.ping()
+        except RedisConnectionError as exc:  # where redis-py refuses to cache on this server
+            pytest.skip(str(exc))
+        connection = client.connection_pool.get_connection()
+        client.connection_pool.release(connection)
+        assert type(connection).__name__ == "CacheProxyConnection"
+        session = new_session(small=1)
+        big = new_session(blob=get_random_string(300))  # an overflow key, loaded with its field
+        assert SessionStore()._storage.overflow_likely()
+        assert SessionStore(session.session_key)["small"] == 1
+        assert SessionStore(big.session_key)["blob"] == big["blob"]
+        session["small"] = 2
+        session.save()
+        assert SessionStore(session.session_key)["small"] == 2

@@ -16,9 +16,12 @@ builds the storage of an alias; ``sweep.py`` removes expired sessions.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +60,10 @@ class Storage(Executor):
         self.prefix = keys.namespace(backend.key_prefix, backend.version, namespace)
         self._inline_limit: tuple[int, int] | None = None  # (server_facts.generation, limit)
         self._prepared = -1  # the server_facts.generation whose facts aprepare() has learnt
+        # The learning a load started in each loop (``_learn_soon``), until it ends.
+        self._learning: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def name(self, generator: keys.KeyGenerator, session_key: str) -> bytes:
         """What a KEY_GENERATOR-like option makes of a session key, as bytes."""
@@ -184,13 +191,31 @@ class Storage(Executor):
     def delete(self, session_key: str) -> None:
         self.execute(self.delete_call(session_key))
 
-    # On asyncio, what a call builder must know of the servers is learnt first, when the process
-    # does not know it yet: within the operation's bound (OPERATION_TIMEOUT on Redis Cluster).
+    # On asyncio, what a write's call builder must know of the servers is learnt first when the
+    # process does not know it yet, within the write's bound (OPERATION_TIMEOUT on Redis Cluster).
 
     async def aload(self, session_key: str) -> dict[str, Any] | None:
-        with self.operation():
-            await self.aprepare(quiet=True)
-            return await self.aexecute(self.load_call(session_key))
+        self._learn_soon()
+        return await self.aexecute(self.load_call(session_key))
+
+    def _learn_soon(self) -> None:
+        """Start learning what writes need of the servers (``aprepare``) without waiting for it:
+        a load needs none of it (only to stop fetching the overflow key with every field), and
+        must not wait on a server it does not read (a hung primary of a cluster)."""
+        if self._prepared == server_facts.generation or not (self.needs_limits() or self.needs_software()):
+            return
+        loop = asyncio.get_running_loop()
+        if loop in self._learning:
+            return
+        # In a context of its own: outside the deadline of the operation that started it.
+        task = loop.create_task(self.aprepare(quiet=True), context=contextvars.Context())
+        self._learning[loop] = task
+        task.add_done_callback(self._learnt_soon)
+
+    def _learnt_soon(self, task: asyncio.Task[None]) -> None:
+        self._learning.pop(task.get_loop(), None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a write that needs these facts learns them and says what failed
 
     async def aexists(self, session_key: str) -> bool:
         return await self.aexecute(self.exists_call(session_key))

@@ -110,7 +110,8 @@ def _packed(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> Any:
     client encodes text as UTF-8, as hiredis does (the engine's own words are ASCII; names and
     values are bytes); else by the connection's packer. The same bytes either way (pinned by
     tests/test_upstream.py)."""
-    if _pack_in_c is not None and _is_utf8(connection.encoder.encoding):
+    encoder = getattr(connection, "encoder", None)  # (redis-py's client-side cache's connection has none)
+    if _pack_in_c is not None and encoder is not None and _is_utf8(encoder.encoding):
         try:
             return [b"".join([_pack_in_c(command) for command in commands])]  # a list: bytes would go int by int
         except TypeError:  # an argument hiredis does not take (a bytearray, a bool): redis-py's packer judges it

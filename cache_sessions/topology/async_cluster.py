@@ -27,7 +27,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from . import async_clients, deadline
+from . import async_clients
 
 # Set here, never copied from the sync settings: the nodes, the (absent) retries, the connection class.
 _OURS = frozenset({"self", "kwargs", "host", "port", "url", "startup_nodes", "retry", "db", "path", "connection_class"})
@@ -76,10 +76,10 @@ class OnNode:
         self.node = node
 
     async def config_get(self, pattern: str) -> Any:
-        return await deadline.abounded(self.cluster.config_get(pattern, target_nodes=self.node))
+        return await self.cluster.config_get(pattern, target_nodes=self.node)
 
     async def info(self, section: str) -> Any:
-        return await deadline.abounded(self.cluster.info(section, target_nodes=self.node))
+        return await self.cluster.info(section, target_nodes=self.node)
 
     def scan_iter(self, **kwargs: Any) -> AsyncIterator[Any]:
         return self.cluster.scan_iter(target_nodes=self.node, **kwargs)

@@ -19,6 +19,7 @@ their sync clients too) and the cluster as a whole by its startup nodes and user
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
+
+from . import deadline
 
 DEFAULT_INLINE_LIMIT = 64  # Redis's own default hash-max-listpack-value
 F = TypeVar("F")
@@ -185,11 +188,17 @@ def _learn(redis: Any, name: str, read: Callable[[Any], F]) -> F:
     facts = of(redis)
     value: F | None = getattr(facts, name)
     if value is None:
-        with facts.lock:
+        # Another thread may be reading (perhaps with no deadline): wait for it within ours.
+        left = deadline.remaining()
+        if not facts.lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            raise deadline.TimeIsUp("the session operation's time was up while another thread asked the server")
+        try:
             value = getattr(facts, name)
             if value is None:
                 value = read(redis)
                 setattr(facts, name, value)
+        finally:
+            facts.lock.release()
     return value
 
 
@@ -201,8 +210,11 @@ async def _alearn(facts: ServerFacts, name: str, read: Callable[[], Awaitable[F]
     under_way = facts.reading.setdefault(loop, {})
     reading = under_way.get(name)
     if reading is None:
-        reading = under_way[name] = loop.create_task(_aread(facts, name, read, under_way))
-    result: F = await asyncio.shield(reading)  # a cancelled caller does not cancel the others' read
+        # The read is shared: it runs outside every caller's deadline (in a context of its own,
+        # bounded by the socket timeouts), and each caller waits for it within its own.
+        read_task = loop.create_task(_aread(facts, name, read, under_way), context=contextvars.Context())
+        reading = under_way[name] = read_task
+    result: F = await deadline.abounded(asyncio.shield(reading))  # a caller giving up leaves the read to the others
     return result
 
 
