@@ -21,7 +21,7 @@ from cache_sessions.storage import index as user_index
 from cache_sessions.testing import RedisServer
 from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import server_facts as facts
-from tests.support.async_load import runs_in_threads
+from tests.support.async_load import first_operations, runs_in_threads
 from tests.support.async_load import stored_session as stored_data
 from tests.support.configs import HASH, STRING, _config
 from tests.support.faults import FaultProxy
@@ -124,14 +124,7 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
     with override_settings(CACHES={"default": LOCMEM, "sessions": config}):
         facts.forget()
         with sync_io_threads() as sync_io, sent_by_clients() as sent:
-            session = SessionStore()
-            await session.acreate()
-            session.update(USER)
-            await session.asave()
-            loaded = SessionStore(session.session_key)
-            assert USER.items() <= (await loaded.aload()).items()
-            await loaded.aset("n", 1)
-            await loaded.asave()
+            await first_operations(USER)
         assert sent.round_trips == sent.asyncio > 0, f"{sent.round_trips - sent.asyncio} on a sync connection"
         assert sent.threads == {threading.get_ident()}
         assert sync_io[threading.get_ident()] == 0

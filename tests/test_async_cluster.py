@@ -32,7 +32,7 @@ from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import deadline
 from cache_sessions.topology import server_facts as facts
 from cache_sessions.topology.cluster import DEFAULT_OPERATION_TIMEOUT
-from tests.support.async_load import AsyncLoad, native_only, runs_in_threads
+from tests.support.async_load import AsyncLoad, first_operations, native_only, runs_in_threads
 from tests.support.async_load import stored_session as stored_data
 from tests.support.clusters import Cluster, contract_cluster, wait_for
 from tests.support.configs import HASH, STRING, _cluster_config
@@ -92,15 +92,7 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(mode, user_sessio
         client = SessionStore()._storage.client
         assert client.connection_factory.connected(client._startup_nodes) is None
         with sync_io_threads() as sync_io, native_only() as sent:
-            session = SessionStore()
-            await session.acreate()
-            session.update(USER)
-            await session.asave()
-            key = session.session_key
-            assert USER.items() <= (await SessionStore(key).aload()).items()  # (USER_SESSIONS adds its mark)
-            loaded = SessionStore(key)
-            await loaded.aset("n", 1)
-            await loaded.asave()
+            key = await first_operations(USER)
         assert client.connection_factory.connected(client._startup_nodes) is None, "the sync client was made"
         assert sync_io[threading.get_ident()] == 0, "a sync connection connected or sent from the loop's thread"
         assert (await SessionStore(key).aload())["n"] == 1

@@ -29,7 +29,7 @@ from cache_sessions.topology import async_clients as aio
 from cache_sessions.topology import follower as followers
 from cache_sessions.topology import server_facts as facts
 from tests.support import sentinels
-from tests.support.async_load import AsyncLoad, native_only, runs_in_threads
+from tests.support.async_load import AsyncLoad, first_operations, native_only, runs_in_threads
 from tests.support.async_load import stored_session as stored_data
 from tests.support.failover import store_on
 from tests.support.fault_servers import crash, wait_for
@@ -104,14 +104,7 @@ async def test_the_first_operations_of_a_process_do_no_sync_io(group, mode, user
     with override_settings(CACHES=configs):
         facts.forget()
         with sync_io_threads() as sync_io, native_only() as sent:
-            session = SessionStore()
-            await session.acreate()
-            session.update(USER)
-            await session.asave()
-            loaded = SessionStore(session.session_key)
-            assert USER.items() <= (await loaded.aload()).items()
-            await loaded.aset("n", 1)
-            await loaded.asave()
+            await first_operations(USER)
         assert sync_io[threading.get_ident()] == 0, "a sync connection connected or sent from the loop's thread"
         assert sent.commands["config"] == (1 if mode or user_sessions else 0)
 

@@ -202,7 +202,7 @@ class Storage(Executor):
         """Start learning what writes need of the servers (``aprepare``) without waiting for it:
         a load needs none of it (only to stop fetching the overflow key with every field), and
         must not wait on a server it does not read (a hung primary of a cluster)."""
-        if self._prepared == server_facts.generation or not (self.needs_limits() or self.needs_software()):
+        if self._prepared == server_facts.generation:  # (aprepare marks it so at once where there is nothing to learn)
             return
         loop = asyncio.get_running_loop()
         if loop in self._learning:

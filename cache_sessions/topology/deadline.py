@@ -123,15 +123,9 @@ async def aretrying(
     while True:
         try:
             left = remaining()
-            if left is None:
-                return await attempt()
-            if left <= 0:
+            if left is not None and left <= 0:
                 raise TimeIsUp("the session operation's time was up before Redis was asked")
-            try:
-                async with asyncio.timeout(left):
-                    return await attempt()
-            except TimeoutError as exc:  # asyncio's (the builtin): redis-py's own is a RedisError
-                raise TimeIsUp("the session operation's time was up before Redis answered") from exc
+            return await abounded(attempt())
         except Exception as exc:
             error = exc if judged is None else judged(exc)
             left = remaining()

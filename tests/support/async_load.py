@@ -110,6 +110,22 @@ async def stored_session(data: dict[str, Any]) -> str:
     return session.session_key
 
 
+async def first_operations(data: dict[str, Any]) -> str:
+    """What a process's first requests do: a create, a save of ``data``, a load (checked to hold
+    ``data``), and a load + save of a change (``n = 1``); the session's key."""
+    session = SessionStore()
+    await session.acreate()
+    session.update(data)
+    await session.asave()
+    key = session.session_key
+    assert key is not None
+    assert data.items() <= (await SessionStore(key).aload()).items()  # (USER_SESSIONS adds its mark)
+    loaded = SessionStore(key)
+    await loaded.aset("n", 1)
+    await loaded.asave()
+    return key
+
+
 @contextmanager
 def native_only() -> Iterator[Sent]:
     """Count what is sent; on leaving, every round trip of the block must have left from

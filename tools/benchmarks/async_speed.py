@@ -178,8 +178,8 @@ async def operations(store: type) -> dict[str, Callable[[], Awaitable[None]]]:
     return {"load": load, "save": save}
 
 
-async def rate(step: Callable[[], Awaitable[None]], seconds: float, tasks: int) -> tuple[float, float]:
-    """``(operations per second, process CPU µs per operation)`` of ``tasks`` tasks doing ``step``."""
+async def run_for(step: Callable[[], Awaitable[None]], seconds: float, tasks: int) -> int:
+    """``tasks`` tasks doing ``step`` again and again for ``seconds``; how many steps they did."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -189,8 +189,14 @@ async def rate(step: Callable[[], Awaitable[None]], seconds: float, tasks: int) 
             await step()
             done += 1
 
-    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(tasks)))
+    return done
+
+
+async def rate(step: Callable[[], Awaitable[None]], seconds: float, tasks: int) -> tuple[float, float]:
+    """``(operations per second, process CPU µs per operation)`` of ``tasks`` tasks doing ``step``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    done = await run_for(step, seconds, tasks)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return done / wall, cpu / max(done, 1) * 1e6
 
@@ -201,16 +207,7 @@ def profile(store: type, op: str, seconds: float) -> None:
         for _ in range(200):
             await step()  # warm: every slot's node known, connections open
         profiler.enable()
-        done = 0
-        deadline = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                await step()
-                done += 1
-
-        await asyncio.gather(*(worker() for _ in range(TASKS)))
+        done = await run_for(step, seconds, TASKS)
         profiler.disable()
         return done
 
