@@ -237,6 +237,9 @@ async def test_a_pool_left_on_a_replica_retries_on_the_primary(group):
         key = await stored_session()
         pool = SessionStore()._storage.aredis(SessionStore()._storage.redis()).connection_pool
         primary, replica = group.primary(), group.replica()
+        replicas = len(group.data) - 1
+        with Redis(port=primary.port) as admin:  # on the replicas before the load reads it there
+            assert admin.wait(replicas, 5000) == replicas
         await pool._use(("127.0.0.1", replica.port))  # as if the primary had moved there unseen
         session = SessionStore(key)
         await session.aset("n", 1)  # the load is served by the replica (it has the session)
